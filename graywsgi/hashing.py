@@ -1,0 +1,52 @@
+"""
+Hashing for the canary split
+============================
+
+The split must put a user in exactly the bucket the seed Go gateway puts
+them in, so it uses the same function: 32-bit FNV-1a (Go's ``hash/fnv``
+``New32a``) over the identifier's bytes, and ``hash % 100`` as the bucket.
+"Canary at P %" is then ``fnv1a_32(id) % 100 < P`` on both sides.
+
+A ``str`` is hashed as its UTF-8 bytes. Callers that hold the bytes exactly
+as the client sent them (a WSGI header is latin-1 decoded, PEP 3333) should
+pass those bytes; :class:`graywsgi.extraction.Extraction` does.
+
+>>> hex(fnv1a_32(b"foobar"))
+'0xbf9cf968'
+>>> bucket("user-42")
+99
+"""
+
+from __future__ import annotations
+
+__all__ = ["fnv1a_32", "bucket"]
+
+_OFFSET_BASIS = 0x811C9DC5
+_PRIME = 0x01000193
+_MASK = 0xFFFFFFFF
+
+
+def fnv1a_32(data: bytes | str) -> int:
+    """Return the 32-bit FNV-1a hash of ``data``.
+
+    :param data: bytes, or a ``str`` which is hashed as UTF-8.
+    :return: an integer in ``[0, 2**32)``.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    h = _OFFSET_BASIS
+    for byte in data:
+        h = ((h ^ byte) * _PRIME) & _MASK
+    return h
+
+
+def bucket(data: bytes | str, modulus: int = 100) -> int:
+    """Return ``fnv1a_32(data) % modulus``.
+
+    :param data: the key, as for :func:`fnv1a_32`.
+    :param modulus: the number of buckets; must be positive.
+    :raises ValueError: if ``modulus`` is not positive.
+    """
+    if modulus <= 0:
+        raise ValueError(f"modulus must be positive, got {modulus!r}")
+    return fnv1a_32(data) % modulus

@@ -1,0 +1,88 @@
+"""
+Header field syntax
+===================
+
+Gray identifiers arrive in HTTP header fields and are copied into logs,
+metrics and outgoing requests, so graywsgi only accepts names and values that
+follow RFC 9110:
+
+- a field name (§5.1) is a ``token``: one or more of ``A-Z a-z 0-9`` and
+  ``! # $ % & ' * + - . ^ _ ` | ~``;
+- a field value (§5.5) is a run of visible characters (``VCHAR``, 0x21-0x7E)
+  and ``obs-text`` (0x80-0xFF) with spaces and horizontal tabs allowed only
+  *between* them. CR, LF, NUL, every other C0 control and DEL are rejected,
+  and so is obs-fold (a line break followed by whitespace). An empty value is
+  valid.
+
+Both checks take :class:`str` (as WSGI gives header values: each character
+is one byte, decoded as latin-1 per PEP 3333) or :class:`bytes`. A ``str``
+holding a character above U+00FF cannot have come off the wire and is
+invalid.
+
+Leading and trailing whitespace is not part of a field value; trim it with
+:func:`trim_ows` before checking.
+
+>>> valid_field_name("X-Gray-ID"), valid_field_name("X Gray")
+(True, False)
+>>> valid_field_value("user 42"), valid_field_value("a\\r\\nb")
+(True, False)
+>>> valid_field_value(trim_ows("  canary\\t"))
+True
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["valid_field_name", "valid_field_value", "trim_ows", "field_names_equal"]
+
+_TCHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_NAME_STR = re.compile(f"[{_TCHARS}]+")
+_NAME_BYTES = re.compile(f"[{_TCHARS}]+".encode("ascii"))
+
+# field-vchar = VCHAR / obs-text; field-content = field-vchar
+# [ 1*( SP / HTAB / field-vchar ) field-vchar ]
+_VCHAR = r"\x21-\x7e\x80-\xff"
+_VALUE = f"(?:[{_VCHAR}](?:[\\t {_VCHAR}]*[{_VCHAR}])?)?"
+_VALUE_STR = re.compile(_VALUE)
+_VALUE_BYTES = re.compile(_VALUE.encode("ascii"))
+
+
+def valid_field_name(name: str | bytes) -> bool:
+    """Whether ``name`` is an RFC 9110 field name (a ``token``).
+
+    :param name: the name as ``str`` or ``bytes``.
+    :return: ``True`` for a non-empty token.
+    """
+    if isinstance(name, bytes):
+        return _NAME_BYTES.fullmatch(name) is not None
+    return _NAME_STR.fullmatch(name) is not None
+
+
+def valid_field_value(value: str | bytes) -> bool:
+    """Whether ``value`` is an RFC 9110 field value.
+
+    :param value: the value, already trimmed of surrounding SP/HTAB.
+    :return: ``True`` if every character is a visible character or obs-text,
+        with SP/HTAB only between them; an empty value is valid.
+    """
+    if isinstance(value, bytes):
+        return _VALUE_BYTES.fullmatch(value) is not None
+    return _VALUE_STR.fullmatch(value) is not None
+
+
+def trim_ows(value: str) -> str:
+    """Remove the optional whitespace (SP and HTAB only) around a value.
+
+    :param value: a raw field value.
+    :return: the value without leading or trailing SP/HTAB.
+    """
+    return value.strip(" \t")
+
+
+def field_names_equal(a: str, b: str) -> bool:
+    """Compare two field names as HTTP does: ASCII case-insensitively.
+
+    :return: ``True`` if ``a`` and ``b`` name the same field.
+    """
+    return a.encode("latin-1", "replace").lower() == b.encode("latin-1", "replace").lower()
