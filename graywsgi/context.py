@@ -1,0 +1,231 @@
+"""
+Gray context
+============
+
+Every request that passes through graywsgi carries one immutable
+:class:`GrayContext`: who is asking (gray id, canary id, tenant, role), what
+they asked for (env, version, API version, traffic colour), how the request
+is traced (request id, ``traceparent``), what the gray logic decided (route,
+A/B group), how well extraction went (degrade level) and where each
+identifier came from (:class:`Source`).
+
+The context is bound for the duration of the request in a
+:class:`contextvars.ContextVar` and exposed two ways:
+
+- :data:`graywsgi.current`, a read-only :class:`werkzeug.local.LocalProxy`.
+  Business code reads it (``current.route``) in Flask views, Django views,
+  templates and streaming generators alike;
+- ``environ["graywsgi.context"]`` (Flask: ``request.environ``, Django:
+  ``request.META``).
+
+Business code can read the context but never rebind it: the dataclass is
+frozen, and the proxy has no setter. Only graywsgi's layers replace it, and
+they do so through :func:`bind` and :func:`replace`.
+
+The context is released when the WSGI response iterable is *closed* -- not
+when the application call returns, because a streaming body runs after
+that -- exactly once, also when the application raises before returning or
+while its body is iterated. It is never visible to another request or
+thread.
+
+Work handed to another thread does not see the context unless it is carried
+over; :func:`carry_context` does that::
+
+    pool.submit(carry_context(send_audit_event), payload)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import types
+import typing as t
+from dataclasses import dataclass, field, replace as _dc_replace
+
+from werkzeug.local import LocalProxy
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from graywsgi.version import VersionContext
+
+__all__ = [
+    "GrayContext",
+    "DegradeLevel",
+    "Source",
+    "current",
+    "get_current",
+    "carry_context",
+    "ENVIRON_KEY",
+]
+
+ENVIRON_KEY = "graywsgi.context"
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+
+class DegradeLevel(enum.IntEnum):
+    """How far extraction had to degrade for this request.
+
+    ``NONE``: every identifier present was valid. ``L1``: one identifier was
+    invalid (or a required one missing) and was dropped. ``L2``: several
+    failed, so the request carries a fallback context. ``L3``: the
+    extraction breaker was open, so nothing was parsed.
+    """
+
+    NONE = 0
+    L1 = 1
+    L2 = 2
+    L3 = 3
+
+
+class Source(str, enum.Enum):
+    """Where an identifier in the context came from.
+
+    ``TRUSTED``: a header from a trusted source. ``SIGNED``: a header covered
+    by a valid gateway signature. ``UNTRUSTED``: a header or query parameter
+    honoured although no trust boundary vouches for it. ``FALLBACK``: a
+    value graywsgi substituted because extraction degraded. ``GENERATED``: a
+    value graywsgi made up because none was sent (the request id).
+    """
+
+    TRUSTED = "trusted"
+    SIGNED = "signed"
+    UNTRUSTED = "untrusted"
+    FALLBACK = "fallback"
+    GENERATED = "generated"
+
+
+_EMPTY_SOURCES: t.Mapping[str, Source] = types.MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class GrayContext:
+    """The gray-release facts about one request. Immutable.
+
+    >>> ctx = GrayContext(request_id="r-1", gray_id="user-42")
+    >>> ctx.route is None, ctx.degrade_level
+    (True, <DegradeLevel.NONE: 0>)
+
+    :param request_id: ``X-Request-ID`` as sent, or generated.
+    :param gray_id: ``X-Gray-ID`` (or the ``gray_id`` query parameter), as text.
+    :param gray_key: the bytes of the gray id exactly as the client sent
+        them; this is what the split hashes.
+    :param env: ``X-Env``.
+    :param version: ``X-Version``.
+    :param api_version: ``X-Api-Version`` as a version context.
+    :param canary_id: ``X-Canary-ID``.
+    :param traffic_color: ``X-Traffic-Color``.
+    :param trace_parent: the W3C ``traceparent`` header.
+    :param tenant: the tenant (from a resolver, or ``"default"`` in a
+        fallback context).
+    :param role: the role (from a resolver, or ``"GUEST"`` in a fallback
+        context).
+    :param route: the route (cluster) the split chose; ``None`` before a
+        split has run.
+    :param group: the A/B group, when a split assigns one.
+    :param degrade_level: how far extraction degraded.
+    :param dropped: names of the identifiers that were invalid and dropped.
+    :param sources: where each identifier present came from.
+    """
+
+    request_id: str
+    gray_id: str | None = None
+    gray_key: bytes | None = None
+    env: str | None = None
+    version: str | None = None
+    api_version: VersionContext | None = None
+    canary_id: str | None = None
+    traffic_color: str | None = None
+    trace_parent: str | None = None
+    tenant: str | None = None
+    role: str | None = None
+    route: str | None = None
+    group: str | None = None
+    degrade_level: DegradeLevel = DegradeLevel.NONE
+    dropped: tuple[str, ...] = ()
+    sources: t.Mapping[str, Source] = field(default_factory=lambda: _EMPTY_SOURCES)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sources, types.MappingProxyType):
+            object.__setattr__(self, "sources", types.MappingProxyType(dict(self.sources)))
+
+    @property
+    def is_fallback(self) -> bool:
+        """Whether this is a fallback context (degrade level L2 or L3)."""
+        return self.degrade_level >= DegradeLevel.L2
+
+    def evolve(self, **changes: t.Any) -> GrayContext:
+        """Return a copy with ``changes`` applied (the original is unchanged)."""
+        return _dc_replace(self, **changes)
+
+
+_current_context: contextvars.ContextVar[GrayContext] = contextvars.ContextVar(
+    "graywsgi.context"
+)
+
+current: GrayContext = LocalProxy(  # type: ignore[assignment]
+    _current_context,
+    unbound_message=(
+        "graywsgi.current is only available while a request passes through"
+        " graywsgi middleware (or in work wrapped by graywsgi.carry_context)."
+    ),
+)
+"""The gray context of the request being handled, as a read-only proxy."""
+
+
+def get_current() -> GrayContext | None:
+    """Return the current gray context, or ``None`` outside a request."""
+    return _current_context.get(None)
+
+
+def bind(environ: WSGIEnvironment, context: GrayContext) -> contextvars.Token[GrayContext]:
+    """Bind ``context`` for this request. For graywsgi's own layers.
+
+    :return: the token that :func:`release` needs.
+    """
+    environ[ENVIRON_KEY] = context
+    return _current_context.set(context)
+
+
+def replace(environ: WSGIEnvironment, context: GrayContext) -> None:
+    """Replace the bound context with a new one (a later layer's decision).
+
+    The token from the first :func:`bind` still restores the state from
+    before the request, so no extra release is needed.
+    """
+    environ[ENVIRON_KEY] = context
+    _current_context.set(context)
+
+
+def release(token: contextvars.Token[GrayContext]) -> None:
+    """Undo :func:`bind`: the context is no longer current."""
+    try:
+        _current_context.reset(token)
+    except ValueError:
+        # The server closed the response in another contextvars.Context
+        # (another thread); the binding lives in the request's own Context,
+        # which nothing else shares, so there is nothing left to undo.
+        pass
+
+
+def carry_context(fn: t.Callable[P, R]) -> t.Callable[P, R]:
+    """Wrap ``fn`` so it runs with a copy of the caller's context variables.
+
+    Use it to hand work to another thread (``threading.Thread``,
+    ``concurrent.futures``) while keeping :data:`current` readable there::
+
+        executor.submit(carry_context(notify), order_id)
+
+    :param fn: any callable.
+    :return: a callable that runs ``fn`` in a copy of the context captured
+        now, when :func:`carry_context` is called.
+    """
+    captured = contextvars.copy_context()
+
+    def run_with_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    run_with_context.__wrapped__ = fn  # type: ignore[attr-defined]
+    return run_with_context

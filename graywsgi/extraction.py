@@ -1,0 +1,450 @@
+"""
+Extraction
+==========
+
+The first gray layer: it reads the gray identifiers of a request, builds its
+:class:`~graywsgi.context.GrayContext`, binds it for the request and
+releases it when the response is closed.
+
+.. code-block:: python
+
+    from graywsgi import Extraction
+    app.wsgi_app = Extraction(app.wsgi_app)
+
+What it reads
+-------------
+
+=====================  ======================  ===========================
+Header                 Context field           Notes
+=====================  ======================  ===========================
+``X-Gray-ID``          ``gray_id``/``gray_key`` falls back to ``?gray_id=``
+``X-Env``              ``env``
+``X-Version``          ``version``
+``X-Canary-ID``        ``canary_id``
+``X-Traffic-Color``    ``traffic_color``
+``X-Api-Version``      ``api_version``          a SemVer version or range
+``X-Request-ID``       ``request_id``           generated when absent
+``traceparent``        ``trace_parent``         W3C Trace Context syntax
+=====================  ======================  ===========================
+
+Header names are matched case-insensitively (the WSGI server folds them into
+``HTTP_*`` keys). Values are trimmed of surrounding spaces and tabs and must
+then be RFC 9110 field values (see :mod:`graywsgi.headers`) no longer than
+``max_length`` bytes. An empty value counts as absent.
+
+The query fallback applies only when the header is absent. The parameter is
+percent-decoded (``+`` is a space); a malformed escape means the parameter
+is absent. The decoded value is checked like a header value but not
+trimmed: ``?gray_id=%20a`` is the id ``" a"``. ``gray_key`` keeps the exact bytes the client sent -- for a
+header, the latin-1 encoding of the WSGI string (PEP 3333); for the query,
+the decoded bytes -- and that is what the split hashes. ``gray_id`` and the
+other text fields are those bytes decoded as UTF-8, or, when they are not
+UTF-8, the WSGI (latin-1) string unchanged.
+
+Degrade levels
+--------------
+
+A *failure* is an identifier that is present but invalid, a required
+identifier (``required=``) that is missing, or a resolver that raised.
+
+- **L1** -- one failure (fewer than ``fallback_after``): the identifier is
+  dropped, its name is listed in ``context.dropped``, the request passes.
+- **L2** -- ``fallback_after`` (default 2) failures or more: the request gets
+  the *fallback context*: request id ``fallback-<uuid4>``, tenant
+  ``default``, role ``GUEST`` and no gray identifiers, so the split sends it
+  to stable.
+- **L3** -- the :class:`~graywsgi.extraction_breaker.ExtractionBreaker` is
+  open: nothing is parsed and the request gets the fallback context. With
+  ``refuse_when_open=True`` (opt-in, never the default) it is answered 503
+  with ``Retry-After`` and a problem+json body instead.
+
+Each level is in ``context.degrade_level`` and is logged on the
+``graywsgi.extraction`` logger (L1 at INFO, L2 at WARNING, L3 at DEBUG per
+request plus a WARNING when the breaker opens).
+
+Resolvers
+---------
+
+A resolver is a callable ``resolver(environ) -> Mapping[str, str] | None``
+that derives ``tenant``, ``role`` or ``gray_id`` from the request (for
+example by decoding a user-context header). Resolvers run after the headers
+are parsed, under the extraction breaker: one that raises, or returns a key
+it may not set, counts as a failure; one slower than the breaker's
+``slow_call`` opens it.
+
+Failing open
+------------
+
+An unexpected error inside extraction is logged and the request is served
+with the fallback context (so by stable); graywsgi never turns its own bug
+into a 500.
+
+Security note
+-------------
+
+Extraction records every identifier it honours as
+:attr:`~graywsgi.context.Source.UNTRUSTED`: it does not know who may set
+gray headers. Anyone who can reach the application can send ``X-Gray-ID``
+or ``X-Traffic-Color`` and choose their route; put a trust boundary in front
+of it (a gateway that strips these headers from outside traffic) before
+exposing unreleased code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+import typing as t
+import uuid
+from urllib.parse import unquote_to_bytes
+
+from graywsgi._closing import ClosingIterable
+from graywsgi.context import DegradeLevel, GrayContext, Source, bind, release
+from graywsgi.errors import ConfigurationError, problem_response
+from graywsgi.extraction_breaker import Admission, ExtractionBreaker
+from graywsgi.headers import trim_ows, valid_field_value
+from graywsgi.version import VersionContext
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["Extraction", "Resolver", "IDENTIFIERS", "query_param_bytes"]
+
+logger = logging.getLogger("graywsgi.extraction")
+
+Resolver = t.Callable[["WSGIEnvironment"], t.Optional[t.Mapping[str, str]]]
+
+#: Context field -> WSGI environ key of the header it is read from.
+IDENTIFIERS: t.Mapping[str, str] = {
+    "gray_id": "HTTP_X_GRAY_ID",
+    "env": "HTTP_X_ENV",
+    "version": "HTTP_X_VERSION",
+    "canary_id": "HTTP_X_CANARY_ID",
+    "traffic_color": "HTTP_X_TRAFFIC_COLOR",
+    "api_version": "HTTP_X_API_VERSION",
+    "request_id": "HTTP_X_REQUEST_ID",
+    "trace_parent": "HTTP_TRACEPARENT",
+}
+
+#: Context fields a resolver may set.
+RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_PERCENT_ENCODED = re.compile(rb"(?:[^%]|%[0-9A-Fa-f]{2})*")
+
+
+def query_param_bytes(query_string: str, name: str) -> bytes | None:
+    """Return the first value of query parameter ``name``, percent-decoded.
+
+    :param query_string: ``environ["QUERY_STRING"]`` (a latin-1 WSGI string).
+    :param name: the parameter name (compared after decoding).
+    :return: the decoded bytes (``+`` becomes a space), or ``None`` if the
+        parameter is absent or its value has a malformed ``%`` escape.
+    """
+    try:
+        raw = query_string.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    wanted = name.encode("utf-8")
+    for part in raw.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if _PERCENT_ENCODED.fullmatch(key) is None:
+            continue
+        if unquote_to_bytes(key.replace(b"+", b" ")) != wanted:
+            continue
+        if _PERCENT_ENCODED.fullmatch(value) is None:
+            return None
+        return unquote_to_bytes(value.replace(b"+", b" "))
+    return None
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _fallback_context(level: DegradeLevel, dropped: tuple[str, ...] = ()) -> GrayContext:
+    return GrayContext(
+        request_id=f"fallback-{uuid.uuid4()}",
+        tenant="default",
+        role="GUEST",
+        degrade_level=level,
+        dropped=dropped,
+        sources={
+            "request_id": Source.FALLBACK,
+            "tenant": Source.FALLBACK,
+            "role": Source.FALLBACK,
+        },
+    )
+
+
+class Extraction:
+    """Bind a :class:`~graywsgi.context.GrayContext` to every request.
+
+    >>> from werkzeug.test import Client
+    >>> from werkzeug.wrappers import Response
+    >>> from graywsgi import current
+    >>> def hello(environ, start_response):
+    ...     return Response(f"id={current.gray_id}")(environ, start_response)
+    >>> Client(Extraction(hello)).get("/?gray_id=user-7", buffered=True).text
+    'id=user-7'
+
+    :param app: the WSGI application to wrap.
+    :param required: identifiers (context field names from
+        :data:`IDENTIFIERS`) whose absence counts as a failure.
+    :param max_length: longest accepted identifier, in bytes (default 256).
+    :param fallback_after: failures that turn L1 into L2 (default 2).
+    :param resolvers: callables run after parsing, under the breaker.
+    :param breaker: the extraction breaker; a default
+        :class:`ExtractionBreaker` (3 failures, 50 ms, 60 s) if omitted.
+    :param refuse_when_open: answer 503 instead of the fallback context
+        while the breaker is open (default ``False``).
+    :param query_fallback: the query parameter consulted when ``X-Gray-ID``
+        is absent (default ``"gray_id"``; ``None`` disables it).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        required: t.Iterable[str] = (),
+        max_length: int = 256,
+        fallback_after: int = 2,
+        resolvers: t.Sequence[Resolver] = (),
+        breaker: ExtractionBreaker | None = None,
+        refuse_when_open: bool = False,
+        query_fallback: str | None = "gray_id",
+    ) -> None:
+        self.app = app
+        self.required = frozenset(required)
+        unknown = self.required - IDENTIFIERS.keys()
+        if unknown:
+            raise ConfigurationError(
+                f"required names unknown identifiers {sorted(unknown)}; "
+                f"choose from {sorted(IDENTIFIERS)}"
+            )
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ConfigurationError(f"max_length must be a positive int, got {max_length!r}")
+        if isinstance(fallback_after, bool) or not isinstance(fallback_after, int) or fallback_after < 2:
+            raise ConfigurationError(f"fallback_after must be an int >= 2, got {fallback_after!r}")
+        for resolver in resolvers:
+            if not callable(resolver):
+                raise ConfigurationError(f"resolver {resolver!r} is not callable")
+        if query_fallback is not None and not query_fallback:
+            raise ConfigurationError("query_fallback must be a parameter name or None")
+        self.max_length = max_length
+        self.fallback_after = fallback_after
+        self.resolvers = tuple(resolvers)
+        self.breaker = breaker if breaker is not None else ExtractionBreaker()
+        self.refuse_when_open = refuse_when_open
+        self.query_fallback = query_fallback
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        try:
+            context = self.extract(environ)
+        except Exception:
+            logger.exception("graywsgi extraction failed; serving with the fallback context")
+            context = _fallback_context(DegradeLevel.L2)
+        if context is None:
+            seconds = max(1, math.ceil(self.breaker.retry_after()))
+            return problem_response(
+                start_response,
+                503,
+                "Gray context extraction is temporarily unavailable.",
+                headers=[("Retry-After", str(seconds))],
+            )
+        token = bind(environ, context)
+        try:
+            app_iter = self.app(environ, start_response)
+        except BaseException:
+            release(token)
+            raise
+        return ClosingIterable(app_iter, lambda: release(token))
+
+    def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
+        """Build the context for ``environ`` without binding it.
+
+        :return: the context, or ``None`` when the request is to be refused
+            (breaker open and ``refuse_when_open``).
+        """
+        admission = self.breaker.admit()
+        if admission is Admission.REJECT:
+            logger.debug("graywsgi extraction skipped: breaker open (degrade L3)")
+            if self.refuse_when_open:
+                return None
+            return _fallback_context(DegradeLevel.L3)
+        failed = False
+        duration = 0.0
+        try:
+            values, sources, failures = self._parse(environ)
+            if self.resolvers:
+                started = time.perf_counter()
+                try:
+                    resolver_failures = self._resolve(environ, values, sources)
+                finally:
+                    duration = time.perf_counter() - started
+                failures.extend(resolver_failures)
+                failed = bool(resolver_failures)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self.breaker.record(admission, failed=failed, duration=duration)
+        return self._finish(values, sources, failures)
+
+    def _identifier(self, environ: WSGIEnvironment, name: str) -> str | None | bool:
+        """The trimmed header value, ``None`` if absent, ``False`` if invalid."""
+        raw = environ.get(IDENTIFIERS[name])
+        if raw is None:
+            return None
+        if not isinstance(raw, str):
+            return False
+        value = trim_ows(raw)
+        if not value:
+            return None
+        if len(value) > self.max_length or not valid_field_value(value):
+            return False
+        return value
+
+    def _parse(
+        self, environ: WSGIEnvironment
+    ) -> tuple[dict[str, t.Any], dict[str, Source], list[str]]:
+        values: dict[str, t.Any] = {}
+        sources: dict[str, Source] = {}
+        failures: list[str] = []
+        for name in IDENTIFIERS:
+            value = self._identifier(environ, name)
+            key: bytes | None = None
+            if value is None and name == "gray_id" and self.query_fallback is not None:
+                from_query = self._query_gray_key(environ)
+                if from_query is False:
+                    value = False
+                elif isinstance(from_query, bytes):
+                    key = from_query
+                    value = _text(key)
+            if value is False:
+                failures.append(name)
+                continue
+            if value is None:
+                if name in self.required:
+                    failures.append(name)
+                continue
+            parsed = self._convert(name, t.cast(str, value), key)
+            if parsed is None:
+                failures.append(name)
+                continue
+            values.update(parsed)
+            sources[name] = Source.UNTRUSTED
+        return values, sources, failures
+
+    def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
+        """The decoded query value, ``None`` if absent, ``False`` if invalid."""
+        query = environ.get("QUERY_STRING", "")
+        name = self.query_fallback
+        if not query or name is None or (name not in query and "%" not in query):
+            return None
+        key = query_param_bytes(query, name)
+        if not key:
+            return None
+        if len(key) > self.max_length or not valid_field_value(key.strip(b" \t")):
+            return False
+        return key
+
+    @staticmethod
+    def _convert(name: str, value: str, key: bytes | None) -> dict[str, t.Any] | None:
+        if name == "gray_id":
+            if key is not None:  # from the query: value is already text
+                return {"gray_id": value, "gray_key": key}
+            raw = value.encode("latin-1")
+            return {"gray_id": _text(raw), "gray_key": raw}
+        if name == "api_version":
+            try:
+                return {"api_version": VersionContext(_text(value.encode("latin-1")))}
+            except ValueError:
+                return None
+        if name == "trace_parent":
+            match = _TRACEPARENT.fullmatch(value)
+            if (
+                match is None
+                or match.group(1) == "ff"
+                or match.group(2) == "0" * 32
+                or match.group(3) == "0" * 16
+            ):
+                return None
+            return {"trace_parent": value}
+        return {name: _text(value.encode("latin-1"))}
+
+    def _resolve(
+        self, environ: WSGIEnvironment, values: dict[str, t.Any], sources: dict[str, Source]
+    ) -> list[str]:
+        failures: list[str] = []
+        for resolver in self.resolvers:
+            name = getattr(resolver, "__name__", type(resolver).__name__)
+            try:
+                result = resolver(environ)
+            except Exception:
+                logger.exception("graywsgi resolver %s raised; its result is dropped", name)
+                failures.append(f"resolver:{name}")
+                continue
+            if result is None:
+                continue
+            problem = self._resolver_result_problem(result)
+            if problem:
+                logger.error("graywsgi resolver %s returned an unusable result: %s", name, problem)
+                failures.append(f"resolver:{name}")
+                continue
+            for field_name, value in result.items():
+                values[field_name] = value
+                if field_name == "gray_id":
+                    values["gray_key"] = value.encode("utf-8")
+                sources[field_name] = Source.UNTRUSTED
+        return failures
+
+    def _resolver_result_problem(self, result: object) -> str:
+        if not isinstance(result, t.Mapping):
+            return f"expected a mapping or None, got {type(result).__name__}"
+        for field_name, value in result.items():
+            if field_name not in RESOLVABLE:
+                return f"it may not set {field_name!r} (allowed: {sorted(RESOLVABLE)})"
+            if not isinstance(value, str) or not value:
+                return f"{field_name!r} must be a non-empty str"
+            if len(value.encode("utf-8")) > self.max_length or not valid_field_value(
+                value.encode("utf-8")
+            ):
+                return f"{field_name!r} is not a valid header field value"
+        return ""
+
+    def _finish(
+        self, values: dict[str, t.Any], sources: dict[str, Source], failures: list[str]
+    ) -> GrayContext:
+        if len(failures) >= self.fallback_after:
+            logger.warning(
+                "graywsgi extraction: %d identifiers failed (%s); fallback context (degrade L2)",
+                len(failures),
+                ", ".join(failures),
+                extra={"graywsgi_degrade_level": 2},
+            )
+            return _fallback_context(DegradeLevel.L2, tuple(failures))
+        if "request_id" not in values:
+            values["request_id"] = _new_request_id()
+            sources["request_id"] = Source.GENERATED
+        level = DegradeLevel.NONE
+        if failures:
+            level = DegradeLevel.L1
+            logger.info(
+                "graywsgi extraction: dropped %s (degrade L1), request %s",
+                failures[0],
+                values["request_id"],
+                extra={"graywsgi_degrade_level": 1},
+            )
+        return GrayContext(
+            degrade_level=level, dropped=tuple(failures), sources=sources, **values
+        )

@@ -1,0 +1,130 @@
+"""
+Canary split
+============
+
+Chooses the route of a request -- ``"canary"`` or ``"stable"`` -- and
+records it in the gray context (``current.route``) and in the environ as the
+``X-Route-To`` request header (``environ["HTTP_X_ROUTE_TO"]``) for the
+layers and the application below.
+
+.. code-block:: python
+
+    from graywsgi import CanarySplit, Extraction
+    app.wsgi_app = Extraction(CanarySplit(app.wsgi_app, percent=15))
+
+Decision order
+--------------
+
+1. **Explicit colour.** ``X-Traffic-Color`` names a route through
+   ``colors`` (default: ``canary`` and ``gray`` go to canary, ``stable`` to
+   stable). An unknown colour is ignored.
+2. **Hash.** The gray id's bytes, exactly as the client sent them, are
+   hashed with 32-bit FNV-1a (:mod:`graywsgi.hashing`) and the request goes
+   to canary when ``fnv1a_32(id) % 100 < percent``. That is the seed Go
+   gateway's rule (``fnv32a(id) % 100 < 15``), so both choose the same
+   users. An empty or missing id is never canary.
+3. **Default.** Everything else -- including a fallback context (degrade
+   L2/L3) and any request the split cannot decide -- goes to stable.
+
+Because a user's bucket never changes and canary owns the buckets
+``0 .. percent-1``, raising ``percent`` only ever adds users to canary; no
+one flips back to stable.
+
+The split needs the context that :class:`~graywsgi.extraction.Extraction`
+binds. Used on its own, it wraps itself in an ``Extraction`` with default
+options so it still has one.
+
+An unexpected error while deciding is logged and the request goes to
+stable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import typing as t
+
+from graywsgi.context import ENVIRON_KEY, GrayContext, replace
+from graywsgi.errors import ConfigurationError
+from graywsgi.extraction import Extraction
+from graywsgi.hashing import fnv1a_32
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["CanarySplit", "CANARY", "STABLE", "DEFAULT_COLORS"]
+
+logger = logging.getLogger("graywsgi.split")
+
+CANARY = "canary"
+STABLE = "stable"
+
+#: Default ``X-Traffic-Color`` values and the route each selects.
+DEFAULT_COLORS: t.Mapping[str, str] = {"canary": CANARY, "gray": CANARY, "stable": STABLE}
+
+
+class CanarySplit:
+    """Send ``percent`` % of users (by hashed gray id) to the canary route.
+
+    >>> from werkzeug.test import Client
+    >>> from werkzeug.wrappers import Response
+    >>> from graywsgi import current
+    >>> def show(environ, start_response):
+    ...     return Response(current.route)(environ, start_response)
+    >>> client = Client(Extraction(CanarySplit(show, percent=15)))
+    >>> client.get("/", headers={"X-Gray-ID": "user-11"}, buffered=True).text
+    'canary'
+    >>> client.get("/", headers={"X-Gray-ID": "user-5"}, buffered=True).text
+    'stable'
+
+    :param app: the WSGI application to wrap.
+    :param percent: share of hash buckets (0-100) owned by canary.
+    :param colors: ``X-Traffic-Color`` value (case-insensitive) -> route.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        percent: float = 0.0,
+        colors: t.Mapping[str, str] = DEFAULT_COLORS,
+    ) -> None:
+        if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+            raise ConfigurationError(f"percent must be a number from 0 to 100, got {percent!r}")
+        if not (math.isfinite(percent) and 0 <= percent <= 100):
+            raise ConfigurationError(f"percent must be from 0 to 100, got {percent!r}")
+        for color, route in colors.items():
+            if route not in (CANARY, STABLE):
+                raise ConfigurationError(
+                    f"colors[{color!r}] = {route!r}: a route must be {CANARY!r} or {STABLE!r}"
+                )
+        self.app = app
+        self.percent = float(percent)
+        self.colors = {color.lower(): route for color, route in colors.items()}
+        self._standalone = Extraction(self)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        context = environ.get(ENVIRON_KEY)
+        if not isinstance(context, GrayContext):
+            return self._standalone(environ, start_response)
+        try:
+            route = self.decide(context)
+        except Exception:
+            logger.exception("graywsgi split failed; routing to stable")
+            route = STABLE
+        replace(environ, context.evolve(route=route))
+        environ["HTTP_X_ROUTE_TO"] = route
+        return self.app(environ, start_response)
+
+    def decide(self, context: GrayContext) -> str:
+        """Return the route for ``context`` (``"canary"`` or ``"stable"``)."""
+        if context.is_fallback:
+            return STABLE
+        if context.traffic_color is not None:
+            route = self.colors.get(context.traffic_color.lower())
+            if route is not None:
+                return route
+        key = context.gray_key
+        if key and fnv1a_32(key) % 100 < self.percent:
+            return CANARY
+        return STABLE
