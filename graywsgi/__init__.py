@@ -1,0 +1,50 @@
+"""graywsgi: thread-safe WSGI middleware for gray (canary) releases.
+
+Wrap any WSGI application; every request then carries a
+:class:`~graywsgi.context.GrayContext` that business code reads through
+:data:`graywsgi.current`::
+
+    from graywsgi import CanarySplit, Extraction, current
+
+    app.wsgi_app = Extraction(CanarySplit(app.wsgi_app, percent=15))
+
+    @app.get("/")
+    def index():
+        return f"served by {current.route}"
+"""
+
+from __future__ import annotations
+
+from graywsgi.context import (
+    DegradeLevel,
+    GrayContext,
+    Source,
+    carry_context,
+    current,
+    get_current,
+)
+from graywsgi.errors import ConfigurationError, GrayError, RequestError
+from graywsgi.extraction import Extraction
+from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.split import CanarySplit
+from graywsgi.version import Version, VersionContext, VersionRange
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CanarySplit",
+    "ConfigurationError",
+    "DegradeLevel",
+    "Extraction",
+    "ExtractionBreaker",
+    "GrayContext",
+    "GrayError",
+    "RequestError",
+    "Source",
+    "Version",
+    "VersionContext",
+    "VersionRange",
+    "carry_context",
+    "current",
+    "get_current",
+]

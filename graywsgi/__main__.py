@@ -1,0 +1,5 @@
+import sys
+
+from graywsgi.cli import main
+
+sys.exit(main())

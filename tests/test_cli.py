@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from graywsgi.cli import main
+from graywsgi.demo import create_app, sample_ids
+from graywsgi.hashing import fnv1a_32
+
+DEMO_TIMEOUT = 20.0
+
+
+def start_demo(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start ``graywsgi demo`` and return it with the lines it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graywsgi", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + DEMO_TIMEOUT
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line == "\n" and any(x.startswith("curl") for x in lines):
+            break
+    return proc, lines
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop the demo by its process id: SIGINT (as Ctrl-C), then SIGKILL."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def run_curl_line(line: str) -> dict[str, object]:
+    """Perform what a printed ``curl -s [-H 'K: V']... URL`` line asks for."""
+    words = shlex.split(line)
+    assert words[:2] == ["curl", "-s"]
+    headers: dict[str, str] = {}
+    rest = words[2:]
+    while rest[0] == "-H":
+        name, _, value = rest[1].partition(":")
+        headers[name] = value.strip()
+        rest = rest[2:]
+    (url,) = rest
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
+        assert response.status == 200
+        return dict(json.loads(response.read()))
+
+
+def test_demo_serves_what_its_curl_lines_promise() -> None:
+    proc, lines = start_demo("--port", "0", "--percent", "15")
+    try:
+        curl = [line for line in lines if line.startswith("curl")]
+        comments = [line for line in lines if line.startswith("# goes to")]
+        assert len(curl) == 4, lines
+        results = [run_curl_line(line) for line in curl]
+        expected = ["stable" if "stable" in c.split(":")[0] else "canary" for c in comments]
+        assert [r["served_by"] for r in results] == expected == ["stable", "stable", "canary", "canary"]
+        by_id = results[2]
+        assert isinstance(by_id["gray_id"], str) and fnv1a_32(by_id["gray_id"]) % 100 < 15
+        assert results[3]["traffic_color"] == "canary"
+        assert all(r["degrade_level"] == "NONE" for r in results)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+
+def test_demo_reports_a_taken_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "graywsgi", "demo", "--port", str(port)],
+            capture_output=True, text=True, timeout=DEMO_TIMEOUT,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        pytest.param(["demo", "--percent", "150"], "not from 0 to 100", id="percent too big"),
+        pytest.param(["demo", "--percent", "lots"], "not a number", id="percent not a number"),
+        pytest.param(["demo", "--port", "70000"], "not from 0 to 65535", id="port too big"),
+        pytest.param(["demo", "--port", "http"], "not a port number", id="port not a number"),
+        pytest.param([], "required", id="no command"),
+        pytest.param(["deploy"], "invalid choice", id="unknown command"),
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import graywsgi
+
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.strip() == f"graywsgi {graywsgi.__version__}"
+
+
+def test_console_script_is_installed() -> None:
+    script = os.path.join(os.path.dirname(sys.executable), "graywsgi")
+    assert os.path.exists(script), "pip install did not create the graywsgi console script"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=DEMO_TIMEOUT)
+    assert result.returncode == 0
+    assert "demo" in result.stdout
+
+
+@pytest.mark.parametrize("percent", [0, 1, 15, 99, 100])
+def test_sample_ids(percent: float) -> None:
+    canary_id, stable_id = sample_ids(percent)
+    if percent == 0:
+        assert canary_id is None
+    else:
+        assert canary_id is not None and fnv1a_32(canary_id) % 100 < percent
+    if percent == 100:
+        assert stable_id is None
+    else:
+        assert stable_id is not None and fnv1a_32(stable_id) % 100 >= percent
+
+
+def test_demo_app_in_process() -> None:
+    client = create_app(percent=0).test_client()
+    assert client.get("/", buffered=True).json["served_by"] == "stable"
+    canary = client.get("/", headers={"X-Traffic-Color": "canary"}, buffered=True)
+    assert canary.json["served_by"] == "canary"
+    degraded = client.get("/", headers={"X-Gray-ID": "x\x01", "X-Env": "\x01"}, buffered=True)
+    assert degraded.json["degrade_level"] == "L2"
