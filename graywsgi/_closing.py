@@ -6,9 +6,11 @@ import typing as t
 
 __all__ = ["ClosingIterable"]
 
+T = t.TypeVar("T")
 
-class ClosingIterable:
-    """Wrap a WSGI response iterable; call ``on_close`` exactly once on close.
+
+class ClosingIterable(t.Generic[T]):
+    """Wrap a WSGI response iterable; call ``on_close(arg)`` exactly once on close.
 
     PEP 3333 servers call ``close()`` after the last chunk, after an error
     while iterating and after a client disconnect, so this is the one place
@@ -16,11 +18,14 @@ class ClosingIterable:
     runs first, so its cleanup still sees the request's context.
     """
 
-    __slots__ = ("_iterable", "_on_close", "_closed")
+    __slots__ = ("_iterable", "_on_close", "_arg", "_closed")
 
-    def __init__(self, iterable: t.Iterable[bytes], on_close: t.Callable[[], None]) -> None:
+    def __init__(
+        self, iterable: t.Iterable[bytes], on_close: t.Callable[[T], None], arg: T
+    ) -> None:
         self._iterable = iterable
         self._on_close = on_close
+        self._arg = arg
         self._closed = False
 
     def __iter__(self) -> t.Iterator[bytes]:
@@ -35,4 +40,4 @@ class ClosingIterable:
             if close is not None:
                 close()
         finally:
-            self._on_close()
+            self._on_close(self._arg)

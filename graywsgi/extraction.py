@@ -92,10 +92,12 @@ exposing unreleased code.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
 import time
+import types
 import typing as t
 import uuid
 from urllib.parse import unquote_to_bytes
@@ -104,7 +106,7 @@ from graywsgi._closing import ClosingIterable
 from graywsgi.context import DegradeLevel, GrayContext, Source, bind, release
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, ExtractionBreaker
-from graywsgi.headers import trim_ows, valid_field_value
+from graywsgi.headers import valid_field_value
 from graywsgi.version import VersionContext
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -160,15 +162,44 @@ def query_param_bytes(query_string: str, name: str) -> bytes | None:
     return None
 
 
+_IDENTIFIER_ITEMS = tuple(IDENTIFIERS.items())
+_UNTRUSTED = Source.UNTRUSTED
+
+#: Clients send the same few API versions over and over; parsing a range
+#: is far dearer than a cache lookup. Invalid text raises and is not cached.
+_version_context = functools.lru_cache(maxsize=256)(VersionContext)
+
+
 def _text(raw: bytes) -> str:
+    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
 
+def _wsgi_text(value: str) -> str:
+    """A WSGI (latin-1) header string as text, see :func:`_text`."""
+    return value if value.isascii() else _text(value.encode("latin-1"))
+
+
+def _valid_traceparent(value: str) -> bool:
+    match = _TRACEPARENT.fullmatch(value)
+    return (
+        match is not None
+        and match.group(1) != "ff"
+        and match.group(2) != "0" * 32
+        and match.group(3) != "0" * 16
+    )
+
+
 def _new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+_FALLBACK_SOURCES: t.Mapping[str, Source] = types.MappingProxyType(
+    {"request_id": Source.FALLBACK, "tenant": Source.FALLBACK, "role": Source.FALLBACK}
+)
 
 
 def _fallback_context(level: DegradeLevel, dropped: tuple[str, ...] = ()) -> GrayContext:
@@ -178,11 +209,7 @@ def _fallback_context(level: DegradeLevel, dropped: tuple[str, ...] = ()) -> Gra
         role="GUEST",
         degrade_level=level,
         dropped=dropped,
-        sources={
-            "request_id": Source.FALLBACK,
-            "tenant": Source.FALLBACK,
-            "role": Source.FALLBACK,
-        },
+        sources=_FALLBACK_SOURCES,
     )
 
 
@@ -267,7 +294,7 @@ class Extraction:
         except BaseException:
             release(token)
             raise
-        return ClosingIterable(app_iter, lambda: release(token))
+        return ClosingIterable(app_iter, release, token)
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.
@@ -300,49 +327,64 @@ class Extraction:
             self.breaker.record(admission, failed=failed, duration=duration)
         return self._finish(values, sources, failures)
 
-    def _identifier(self, environ: WSGIEnvironment, name: str) -> str | None | bool:
-        """The trimmed header value, ``None`` if absent, ``False`` if invalid."""
-        raw = environ.get(IDENTIFIERS[name])
-        if raw is None:
-            return None
-        if not isinstance(raw, str):
-            return False
-        value = trim_ows(raw)
-        if not value:
-            return None
-        if len(value) > self.max_length or not valid_field_value(value):
-            return False
-        return value
-
     def _parse(
         self, environ: WSGIEnvironment
     ) -> tuple[dict[str, t.Any], dict[str, Source], list[str]]:
+        # The hot path of every request: one pass over the identifiers, no
+        # per-identifier helper calls for the common (absent or plain
+        # ASCII) cases.
         values: dict[str, t.Any] = {}
         sources: dict[str, Source] = {}
         failures: list[str] = []
-        for name in IDENTIFIERS:
-            value = self._identifier(environ, name)
-            key: bytes | None = None
-            if value is None and name == "gray_id" and self.query_fallback is not None:
-                from_query = self._query_gray_key(environ)
-                if from_query is False:
-                    value = False
-                elif isinstance(from_query, bytes):
-                    key = from_query
-                    value = _text(key)
-            if value is False:
-                failures.append(name)
-                continue
-            if value is None:
+        max_length = self.max_length
+        for name, environ_key in _IDENTIFIER_ITEMS:
+            raw = environ.get(environ_key)
+            value: str | None = None
+            if raw is not None:
+                if raw.__class__ is str:
+                    value = raw.strip(" \t")
+                    if not value:
+                        raw = None  # an empty value counts as absent
+                    elif len(value) > max_length or not (
+                        (value.isascii() and value.isprintable()) or valid_field_value(value)
+                    ):
+                        value = None
+            if raw is None:
+                if name == "gray_id" and self.query_fallback is not None:
+                    key = self._query_gray_key(environ)
+                    if key is False:
+                        failures.append(name)
+                    elif isinstance(key, bytes):
+                        values["gray_id"] = _text(key)
+                        values["gray_key"] = key
+                        sources[name] = Source.UNTRUSTED
+                        continue
                 if name in self.required:
                     failures.append(name)
                 continue
-            parsed = self._convert(name, t.cast(str, value), key)
-            if parsed is None:
+            if value is None:
                 failures.append(name)
                 continue
-            values.update(parsed)
-            sources[name] = Source.UNTRUSTED
+            # ``value.isascii() and value.isprintable()`` above is the fast
+            # form of the RFC 9110 check for the usual SP..~ values.
+            if name == "gray_id":
+                key = value.encode("latin-1")
+                values["gray_key"] = key
+                values["gray_id"] = value if value.isascii() else _text(key)
+            elif name == "api_version":
+                try:
+                    values[name] = _version_context(_wsgi_text(value))
+                except ValueError:
+                    failures.append(name)
+                    continue
+            elif name == "trace_parent":
+                if not _valid_traceparent(value):
+                    failures.append(name)
+                    continue
+                values[name] = value
+            else:
+                values[name] = value if value.isascii() else _text(value.encode("latin-1"))
+            sources[name] = _UNTRUSTED
         return values, sources, failures
 
     def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
@@ -357,30 +399,6 @@ class Extraction:
         if len(key) > self.max_length or not valid_field_value(key.strip(b" \t")):
             return False
         return key
-
-    @staticmethod
-    def _convert(name: str, value: str, key: bytes | None) -> dict[str, t.Any] | None:
-        if name == "gray_id":
-            if key is not None:  # from the query: value is already text
-                return {"gray_id": value, "gray_key": key}
-            raw = value.encode("latin-1")
-            return {"gray_id": _text(raw), "gray_key": raw}
-        if name == "api_version":
-            try:
-                return {"api_version": VersionContext(_text(value.encode("latin-1")))}
-            except ValueError:
-                return None
-        if name == "trace_parent":
-            match = _TRACEPARENT.fullmatch(value)
-            if (
-                match is None
-                or match.group(1) == "ff"
-                or match.group(2) == "0" * 32
-                or match.group(3) == "0" * 16
-            ):
-                return None
-            return {"trace_parent": value}
-        return {name: _text(value.encode("latin-1"))}
 
     def _resolve(
         self, environ: WSGIEnvironment, values: dict[str, t.Any], sources: dict[str, Source]
@@ -446,5 +464,8 @@ class Extraction:
                 extra={"graywsgi_degrade_level": 1},
             )
         return GrayContext(
-            degrade_level=level, dropped=tuple(failures), sources=sources, **values
+            degrade_level=level,
+            dropped=tuple(failures),
+            sources=types.MappingProxyType(sources),
+            **values,
         )

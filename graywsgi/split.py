@@ -47,7 +47,7 @@ import typing as t
 from graywsgi.context import ENVIRON_KEY, GrayContext, replace
 from graywsgi.errors import ConfigurationError
 from graywsgi.extraction import Extraction
-from graywsgi.hashing import fnv1a_32
+from graywsgi.hashing import cached_fnv1a_32
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -112,7 +112,7 @@ class CanarySplit:
         except Exception:
             logger.exception("graywsgi split failed; routing to stable")
             route = STABLE
-        replace(environ, context.evolve(route=route))
+        replace(environ, context._replace(route=route))
         environ["HTTP_X_ROUTE_TO"] = route
         return self.app(environ, start_response)
 
@@ -125,6 +125,6 @@ class CanarySplit:
             if route is not None:
                 return route
         key = context.gray_key
-        if key and fnv1a_32(key) % 100 < self.percent:
+        if key and cached_fnv1a_32(key) % 100 < self.percent:
             return CANARY
         return STABLE

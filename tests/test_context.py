@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import threading
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,8 @@ if t.TYPE_CHECKING:
 
 
 def test_context_is_immutable() -> None:
-    ctx = GrayContext(request_id="r", gray_id="u", sources={"gray_id": Source.UNTRUSTED})
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    ctx = GrayContext(request_id="r", gray_id="u")
+    with pytest.raises(AttributeError):
         ctx.route = "canary"  # type: ignore[misc]
     with pytest.raises(TypeError):
         ctx.sources["gray_id"] = Source.TRUSTED  # type: ignore[index]
@@ -47,7 +46,7 @@ def test_current_outside_a_request_is_unbound() -> None:
 
 def test_current_is_read_only() -> None:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(AttributeError):
             current.route = "canary"  # type: ignore[misc]
         return Response(str(current.gray_id))(environ, start_response)
 

@@ -353,3 +353,25 @@ def test_internal_error_fails_open_to_fallback(
     assert response.status_code == 200
     assert recording_app.last.is_fallback and recording_app.last.degrade_level is DegradeLevel.L2
     assert "bug in graywsgi" in caplog.text
+
+
+def test_random_garbage_never_breaks_a_request(recording_app: RecordingApp) -> None:
+    """Seeded random header and query values: always a 200 and a context."""
+    import random
+
+    rng = random.Random(20261125)
+    alphabet = "".join(chr(c) for c in range(256))
+    keys = ["HTTP_X_GRAY_ID", "HTTP_X_ENV", "HTTP_X_VERSION", "HTTP_X_CANARY_ID", "HTTP_X_TRAFFIC_COLOR",
+            "HTTP_X_API_VERSION", "HTTP_X_REQUEST_ID", "HTTP_TRACEPARENT"]
+    client_app = Extraction(recording_app)
+    for _ in range(1500):
+        overrides = {
+            key: "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+            for key in keys
+            if rng.random() < 0.6
+        }
+        overrides["QUERY_STRING"] = "gray_id=" + "".join(rng.choice("%AZaz09+&=\xe9") for _ in range(rng.randint(0, 12)))
+        ctx = run(recording_app, wrapper=client_app, **overrides)
+        assert isinstance(ctx, GrayContext) and ctx.request_id
+        if ctx.gray_id is not None:
+            assert ctx.gray_key
