@@ -18,15 +18,18 @@ The context is bound for the duration of the request in a
 - ``environ["graywsgi.context"]`` (Flask: ``request.environ``, Django:
   ``request.META``).
 
-Business code can read the context but never rebind it: the dataclass is
-frozen, and the proxy has no setter. Only graywsgi's layers replace it, and
+Business code can read the context but never rebind it: it is an immutable
+named tuple, and the proxy has no setter. Only graywsgi's layers replace it, and
 they do so through :func:`bind` and :func:`replace`.
 
-The context is released when the WSGI response iterable is *closed* -- not
-when the application call returns, because a streaming body runs after
-that -- exactly once, also when the application raises before returning or
-while its body is iterated. It is never visible to another request or
-thread.
+Each request runs in a :class:`contextvars.Context` of its own: the
+application call, every ``next()`` on the response body and its
+``close()``. The gray context is bound there, so it is never visible to
+another request or thread -- also when a server closes a response on another
+thread, or iterates several responses in turn on one thread. It is released
+when the WSGI response iterable is *closed* -- not when the application call
+returns, because a streaming body runs after that -- exactly once, also when
+the application raises before returning or while its body is iterated.
 
 Work handed to another thread does not see the context unless it is carried
 over; :func:`carry_context` does that::
@@ -201,14 +204,12 @@ def replace(environ: WSGIEnvironment, context: GrayContext) -> None:
 
 
 def release(token: contextvars.Token[GrayContext]) -> None:
-    """Undo :func:`bind`: the context is no longer current."""
-    try:
-        _current_context.reset(token)
-    except ValueError:
-        # The server closed the response in another contextvars.Context
-        # (another thread); the binding lives in the request's own Context,
-        # which nothing else shares, so there is nothing left to undo.
-        pass
+    """Undo :func:`bind`: the context is no longer current.
+
+    Called inside the request's own :class:`contextvars.Context` (see
+    :class:`graywsgi._closing.RequestScope`), where the token was made.
+    """
+    _current_context.reset(token)
 
 
 def carry_context(fn: t.Callable[P, R]) -> t.Callable[P, R]:

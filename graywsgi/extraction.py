@@ -39,7 +39,9 @@ trimmed: ``?gray_id=%20a`` is the id ``" a"``. ``gray_key`` keeps the exact byte
 header, the latin-1 encoding of the WSGI string (PEP 3333); for the query,
 the decoded bytes -- and that is what the split hashes. ``gray_id`` and the
 other text fields are those bytes decoded as UTF-8, or, when they are not
-UTF-8, the WSGI (latin-1) string unchanged.
+UTF-8, the WSGI (latin-1) string unchanged. Text that would carry a control,
+format or line-separator character (a C1 control such as NEL, U+2028, a bidi
+override) is invalid: such values must not reach logs or outgoing headers.
 
 Degrade levels
 --------------
@@ -69,8 +71,8 @@ A resolver is a callable ``resolver(environ) -> Mapping[str, str] | None``
 that derives ``tenant``, ``role`` or ``gray_id`` from the request (for
 example by decoding a user-context header). Resolvers run after the headers
 are parsed, under the extraction breaker: one that raises, or returns a key
-it may not set, counts as a failure; one slower than the breaker's
-``slow_call`` opens it.
+it may not set, counts as a failure; one resolver slower than the breaker's
+``slow_call`` opens it (each resolver is timed on its own).
 
 Failing open
 ------------
@@ -92,6 +94,7 @@ exposing unreleased code.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import math
@@ -99,10 +102,11 @@ import re
 import time
 import types
 import typing as t
+import unicodedata
 import uuid
 from urllib.parse import unquote_to_bytes
 
-from graywsgi._closing import ClosingIterable
+from graywsgi._closing import RequestScope
 from graywsgi.context import DegradeLevel, GrayContext, Source, bind, release
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, ExtractionBreaker
@@ -170,17 +174,25 @@ _UNTRUSTED = Source.UNTRUSTED
 _version_context = functools.lru_cache(maxsize=256)(VersionContext)
 
 
-def _text(raw: bytes) -> str:
-    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1."""
+def _text(raw: bytes) -> str | None:
+    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1.
+
+    ``None`` when the text would carry a control, format or line-separator
+    character (Unicode categories Cc, Cf, Zl, Zp: C1 controls such as NEL,
+    U+2028, bidi overrides) -- obs-text bytes are valid on the wire but such
+    text must not reach logs, metrics or outgoing headers.
+    """
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        text = raw.decode("latin-1")
+    for char in text:
+        if not char.isascii() and unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            return None
+    return text
 
 
-def _wsgi_text(value: str) -> str:
-    """A WSGI (latin-1) header string as text, see :func:`_text`."""
-    return value if value.isascii() else _text(value.encode("latin-1"))
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _valid_traceparent(value: str) -> bool:
@@ -288,13 +300,13 @@ class Extraction:
                 "Gray context extraction is temporarily unavailable.",
                 headers=[("Retry-After", str(seconds))],
             )
-        token = bind(environ, context)
-        try:
-            app_iter = self.app(environ, start_response)
-        except BaseException:
-            release(token)
-            raise
-        return ClosingIterable(app_iter, release, token)
+        # The request runs in a Context of its own: bound there, visible to
+        # nothing else, released there when the response is closed.
+        request_context = contextvars.copy_context()
+        token = request_context.run(bind, environ, context)
+        return RequestScope.call(
+            request_context, self.app, environ, start_response, functools.partial(release, token)
+        )
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.
@@ -313,11 +325,7 @@ class Extraction:
         try:
             values, sources, failures = self._parse(environ)
             if self.resolvers:
-                started = time.perf_counter()
-                try:
-                    resolver_failures = self._resolve(environ, values, sources)
-                finally:
-                    duration = time.perf_counter() - started
+                resolver_failures, duration = self._resolve(environ, values, sources)
                 failures.extend(resolver_failures)
                 failed = bool(resolver_failures)
         except BaseException:
@@ -354,8 +362,13 @@ class Extraction:
                     key = self._query_gray_key(environ)
                     if key is False:
                         failures.append(name)
-                    elif isinstance(key, bytes):
-                        values["gray_id"] = _text(key)
+                        continue
+                    if isinstance(key, bytes):
+                        text = _text(key)
+                        if text is None:
+                            failures.append(name)
+                            continue
+                        values["gray_id"] = text
                         values["gray_key"] = key
                         sources[name] = Source.UNTRUSTED
                         continue
@@ -367,13 +380,19 @@ class Extraction:
                 continue
             # ``value.isascii() and value.isprintable()`` above is the fast
             # form of the RFC 9110 check for the usual SP..~ values.
+            if not value.isascii():
+                text = _text(value.encode("latin-1"))
+                if text is None:
+                    failures.append(name)
+                    continue
+            else:
+                text = value
             if name == "gray_id":
-                key = value.encode("latin-1")
-                values["gray_key"] = key
-                values["gray_id"] = value if value.isascii() else _text(key)
+                values["gray_key"] = value.encode("latin-1")
+                values["gray_id"] = text
             elif name == "api_version":
                 try:
-                    values[name] = _version_context(_wsgi_text(value))
+                    values[name] = _version_context(text)
                 except ValueError:
                     failures.append(name)
                     continue
@@ -383,7 +402,7 @@ class Extraction:
                     continue
                 values[name] = value
             else:
-                values[name] = value if value.isascii() else _text(value.encode("latin-1"))
+                values[name] = text
             sources[name] = _UNTRUSTED
         return values, sources, failures
 
@@ -402,16 +421,21 @@ class Extraction:
 
     def _resolve(
         self, environ: WSGIEnvironment, values: dict[str, t.Any], sources: dict[str, Source]
-    ) -> list[str]:
+    ) -> tuple[list[str], float]:
+        """Run the resolvers; return the failures and the slowest one's time."""
         failures: list[str] = []
+        slowest = 0.0
         for resolver in self.resolvers:
             name = getattr(resolver, "__name__", type(resolver).__name__)
+            started = time.perf_counter()
             try:
                 result = resolver(environ)
             except Exception:
                 logger.exception("graywsgi resolver %s raised; its result is dropped", name)
                 failures.append(f"resolver:{name}")
                 continue
+            finally:
+                slowest = max(slowest, time.perf_counter() - started)
             if result is None:
                 continue
             problem = self._resolver_result_problem(result)
@@ -424,7 +448,7 @@ class Extraction:
                 if field_name == "gray_id":
                     values["gray_key"] = value.encode("utf-8")
                 sources[field_name] = Source.UNTRUSTED
-        return failures
+        return failures, slowest
 
     def _resolver_result_problem(self, result: object) -> str:
         if not isinstance(result, t.Mapping):
@@ -434,9 +458,8 @@ class Extraction:
                 return f"it may not set {field_name!r} (allowed: {sorted(RESOLVABLE)})"
             if not isinstance(value, str) or not value:
                 return f"{field_name!r} must be a non-empty str"
-            if len(value.encode("utf-8")) > self.max_length or not valid_field_value(
-                value.encode("utf-8")
-            ):
+            raw = value.encode("utf-8")
+            if len(raw) > self.max_length or not valid_field_value(raw) or _text(raw) is None:
                 return f"{field_name!r} is not a valid header field value"
         return ""
 

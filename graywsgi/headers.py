@@ -83,6 +83,8 @@ def trim_ows(value: str) -> str:
 def field_names_equal(a: str, b: str) -> bool:
     """Compare two field names as HTTP does: ASCII case-insensitively.
 
-    :return: ``True`` if ``a`` and ``b`` name the same field.
+    :return: ``True`` if ``a`` and ``b`` are valid names of the same field.
     """
-    return a.encode("latin-1", "replace").lower() == b.encode("latin-1", "replace").lower()
+    if not (valid_field_name(a) and valid_field_name(b)):
+        return False
+    return a.lower() == b.lower()  # tokens are ASCII: str.lower() is ASCII-only here

@@ -17,7 +17,7 @@ Decision order
 
 1. **Explicit colour.** ``X-Traffic-Color`` names a route through
    ``colors`` (default: ``canary`` and ``gray`` go to canary, ``stable`` to
-   stable). An unknown colour is ignored.
+   stable), compared ASCII case-insensitively. An unknown colour is ignored.
 2. **Hash.** The gray id's bytes, exactly as the client sent them, are
    hashed with 32-bit FNV-1a (:mod:`graywsgi.hashing`) and the request goes
    to canary when ``fnv1a_32(id) % 100 < percent``. That is the seed Go
@@ -36,6 +36,14 @@ options so it still has one.
 
 An unexpected error while deciding is logged and the request goes to
 stable.
+
+Security note
+-------------
+
+The split honours whatever colour and gray id the context carries. Without
+a trust boundary in front (a gateway that strips gray headers from outside
+traffic, or :mod:`graywsgi.trust`), any client can choose canary by sending
+``X-Traffic-Color: canary``.
 """
 
 from __future__ import annotations
@@ -120,8 +128,9 @@ class CanarySplit:
         """Return the route for ``context`` (``"canary"`` or ``"stable"``)."""
         if context.is_fallback:
             return STABLE
-        if context.traffic_color is not None:
-            route = self.colors.get(context.traffic_color.lower())
+        color = context.traffic_color
+        if color is not None and color.isascii():
+            route = self.colors.get(color.lower())
             if route is not None:
                 return route
         key = context.gray_key

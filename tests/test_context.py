@@ -86,18 +86,85 @@ def _start_response(status: str, headers: list[tuple[str, str]], exc_info: objec
 
 def test_streaming_body_sees_context_until_close() -> None:
     life = Lifecycle()
+    closed_with: list[str | None] = []
+
+    class Body:
+        def __iter__(self) -> t.Iterator[bytes]:
+            return life.body()
+
+        def close(self) -> None:
+            ctx = get_current()
+            closed_with.append(ctx.gray_id if ctx else None)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return life.body()
+        return Body()
 
     environ = create_environ("/", headers={"X-Gray-ID": "stream-user"})
     result = Extraction(app)(environ, _start_response)
-    assert get_current() is not None  # app returned, body not yet sent
+    assert get_current() is None  # the server's own context never sees it
     assert b"".join(result) == b"chunk0chunk1chunk2"
     assert life.during_body == ["stream-user"] * 3
-    assert get_current() is not None  # iterated but not closed yet
     result.close()  # type: ignore[attr-defined]
+    assert closed_with == ["stream-user"]  # the app's cleanup still sees it
+    assert get_current() is None
+
+
+def test_closed_on_another_thread() -> None:
+    """A server may iterate and close a response on a thread of its own."""
+    seen: list[str | None] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> t.Iterator[bytes]:
+            ctx = get_current()
+            seen.append(ctx.gray_id if ctx else None)
+            yield b"x"
+
+        return body()
+
+    result = Extraction(app)(create_environ("/", headers={"X-Gray-ID": "t-user"}), _start_response)
+    leftovers: list[object] = []
+
+    def finish() -> None:
+        list(result)
+        result.close()  # type: ignore[attr-defined]
+        leftovers.append(get_current())
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    thread.join(timeout=10)
+    assert seen == ["t-user"]
+    assert leftovers == [None]
+    assert get_current() is None
+
+
+def test_interleaved_responses_on_one_thread() -> None:
+    """Event-loop servers iterate several bodies in turn on one thread."""
+    seen: list[tuple[str, str | None]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+        me = environ["HTTP_X_GRAY_ID"]
+
+        def body() -> t.Iterator[bytes]:
+            for _ in range(3):
+                ctx = get_current()
+                seen.append((me, ctx.gray_id if ctx else None))
+                yield b"."
+
+        return body()
+
+    a = iter(Extraction(app)(create_environ("/", headers={"X-Gray-ID": "alice"}), _start_response))
+    b = iter(Extraction(app)(create_environ("/", headers={"X-Gray-ID": "bob"}), _start_response))
+    for _ in range(3):
+        next(a)
+        next(b)
+    a.close()  # type: ignore[attr-defined]
+    next(b, None)
+    b.close()  # type: ignore[attr-defined]
+    assert seen and all(me == saw for me, saw in seen), seen
     assert get_current() is None
 
 

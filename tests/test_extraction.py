@@ -375,3 +375,38 @@ def test_random_garbage_never_breaks_a_request(recording_app: RecordingApp) -> N
         assert isinstance(ctx, GrayContext) and ctx.request_id
         if ctx.gray_id is not None:
             assert ctx.gray_key
+
+
+def test_required_gray_id_with_bad_query_counts_once(recording_app: RecordingApp) -> None:
+    strict = Extraction(recording_app, required=["gray_id"])
+    ctx = run(recording_app, wrapper=strict, QUERY_STRING="gray_id=%0A")
+    assert ctx.degrade_level is DegradeLevel.L1 and ctx.dropped == ("gray_id",)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("abc\x85FAKE", id="latin-1 NEL (C1 control)"),
+        pytest.param("abc\xe2\x80\xa8x", id="UTF-8 U+2028 line separator"),
+        pytest.param("abc\xe2\x80\xaex", id="UTF-8 U+202E bidi override"),
+        pytest.param("\xc2\x9b31m", id="UTF-8 C1 CSI"),
+    ],
+)
+def test_obs_text_that_decodes_to_controls_is_invalid(
+    recording_app: RecordingApp, caplog: pytest.LogCaptureFixture, raw: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="graywsgi.extraction"):
+        ctx = run(recording_app, HTTP_X_REQUEST_ID=raw, HTTP_X_GRAY_ID=raw)
+    assert ctx.is_fallback and ctx.dropped == ("gray_id", "request_id")
+    assert raw not in caplog.text
+
+
+def test_each_resolver_is_timed_on_its_own(recording_app: RecordingApp) -> None:
+    breaker = ExtractionBreaker(slow_call=0.05)
+
+    def medium(environ: t.Any) -> None:
+        time.sleep(0.03)
+        return None
+
+    run(recording_app, wrapper=Extraction(recording_app, resolvers=[medium, medium], breaker=breaker))
+    assert breaker.state is BreakerState.CLOSED  # 60 ms in all, but no single resolver over 50 ms

@@ -87,3 +87,8 @@ def test_trim_ows(raw: str, trimmed: str) -> None:
 def test_field_names_compare_case_insensitively() -> None:
     assert field_names_equal("X-Gray-ID", "x-gray-id")
     assert not field_names_equal("X-Gray-ID", "X-Gray-IDs")
+
+
+def test_field_names_equal_rejects_invalid_names() -> None:
+    assert not field_names_equal("X-Gray-\u0100", "X-Gray-?")
+    assert not field_names_equal("X Gray", "x gray")

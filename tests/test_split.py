@@ -50,8 +50,17 @@ def test_hashes_wire_bytes_not_unicode(recording_app: RecordingApp) -> None:
     header_value = raw.decode("latin-1")  # what the WSGI server puts in environ
     assert route_of(client, {"X-Gray-ID": header_value}) == "canary"
     assert route_of(client, query="gray_id=Z%C3%BCrich-7") == "canary"
-    # ...and a different byte sequence for the "same" text is a different user.
     assert recording_app.last.gray_key == raw
+    # ...and a different byte sequence for the "same" text is a different
+    # user: latin-1 "Zürich-7" is other bytes, hashed as sent.
+    latin = "Zürich-7".encode("latin-1")
+    assert fnv1a_32(latin) != fnv1a_32(raw)
+    client_for_latin = BufferedClient(Extraction(CanarySplit(recording_app, percent=fnv1a_32(latin) % 100 + 1)))
+    route_of(client_for_latin, {"X-Gray-ID": latin.decode("latin-1")})
+    assert recording_app.last.gray_key == latin
+    assert recording_app.last.route == "canary"
+    edge = BufferedClient(Extraction(CanarySplit(recording_app, percent=fnv1a_32(latin) % 100)))
+    assert route_of(edge, {"X-Gray-ID": latin.decode("latin-1")}) == "stable"
 
 
 def test_empty_id_is_never_canary(recording_app: RecordingApp) -> None:
@@ -79,6 +88,13 @@ def test_colour_wins_over_hash(recording_app: RecordingApp, color: str, expected
 def test_stable_colour_beats_a_canary_hash(recording_app: RecordingApp) -> None:
     client = BufferedClient(Extraction(CanarySplit(recording_app, percent=100)))
     assert route_of(client, {"X-Gray-ID": "u", "X-Traffic-Color": "stable"}) == "stable"
+
+
+def test_colour_case_folding_is_ascii_only(recording_app: RecordingApp) -> None:
+    client = BufferedClient(Extraction(CanarySplit(recording_app, colors={"kiwi": "canary"})))
+    assert route_of(client, {"X-Traffic-Color": "KIWI"}) == "canary"
+    kelvin = "\u212aiwi".encode("utf-8").decode("latin-1")  # KELVIN SIGN lower()s to "k"
+    assert route_of(client, {"X-Traffic-Color": kelvin}) == "stable"
 
 
 def test_custom_colours(recording_app: RecordingApp) -> None:
