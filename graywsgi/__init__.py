@@ -26,7 +26,11 @@ from graywsgi.context import (
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
 from graywsgi.extraction import Extraction
 from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.router import Router
+from graywsgi.rules import RuleSet
 from graywsgi.split import CanarySplit
+from graywsgi.store import FileStore, MemoryStore
+from graywsgi.trust import TrustPolicy
 from graywsgi.version import Version, VersionContext, VersionRange
 
 __version__ = "0.1.0"
@@ -37,10 +41,15 @@ __all__ = [
     "DegradeLevel",
     "Extraction",
     "ExtractionBreaker",
+    "FileStore",
+    "MemoryStore",
     "GrayContext",
     "GrayError",
     "RequestError",
+    "Router",
+    "RuleSet",
     "Source",
+    "TrustPolicy",
     "Version",
     "VersionContext",
     "VersionRange",

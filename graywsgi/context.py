@@ -132,6 +132,8 @@ class GrayContext(t.NamedTuple):
     :param route: the route (cluster) the split chose; ``None`` before a
         split has run.
     :param group: the A/B group, when a split assigns one.
+    :param rules_version: the version id of the rule set that decided the
+        route (set by :class:`graywsgi.router.Router`).
     :param degrade_level: how far extraction degraded.
     :param dropped: names of the identifiers that were invalid and dropped.
     :param sources: where each identifier present came from (a read-only
@@ -151,6 +153,7 @@ class GrayContext(t.NamedTuple):
     role: str | None = None
     route: str | None = None
     group: str | None = None
+    rules_version: str | None = None
     degrade_level: DegradeLevel = DegradeLevel.NONE
     dropped: tuple[str, ...] = ()
     sources: t.Mapping[str, Source] = _EMPTY_SOURCES

@@ -81,15 +81,23 @@ An unexpected error inside extraction is logged and the request is served
 with the fallback context (so by stable); graywsgi never turns its own bug
 into a 500.
 
-Security note
--------------
+Trust
+-----
 
-Extraction records every identifier it honours as
-:attr:`~graywsgi.context.Source.UNTRUSTED`: it does not know who may set
-gray headers. Anyone who can reach the application can send ``X-Gray-ID``
-or ``X-Traffic-Color`` and choose their route; put a trust boundary in front
-of it (a gateway that strips these headers from outside traffic) before
-exposing unreleased code.
+Gray headers decide who gets unreleased code. With ``trust=`` a
+:class:`~graywsgi.trust.TrustPolicy`, they count only from trusted proxy
+networks or with a valid gateway signature: from anyone else they are
+removed from the environ before extraction (and the application) sees them,
+and the ``?gray_id=`` fallback is ignored, so the split falls back to a key
+the service owns. Honoured gray identifiers are recorded as
+:attr:`~graywsgi.context.Source.TRUSTED` or
+:attr:`~graywsgi.context.Source.SIGNED`.
+
+Security note: without a policy, Extraction honours every identifier and
+records it as :attr:`~graywsgi.context.Source.UNTRUSTED`: anyone who can
+reach the application can send ``X-Gray-ID`` or ``X-Traffic-Color`` and
+choose their route. That is for development, or behind a gateway that
+strips these headers from outside traffic.
 """
 
 from __future__ import annotations
@@ -104,13 +112,14 @@ import types
 import typing as t
 import unicodedata
 import uuid
-from urllib.parse import unquote_to_bytes
 
 from graywsgi._closing import RequestScope
+from graywsgi._query import query_param_bytes
 from graywsgi.context import DegradeLevel, GrayContext, Source, bind, release
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, ExtractionBreaker
 from graywsgi.headers import valid_field_value
+from graywsgi.trust import TrustPolicy
 from graywsgi.version import VersionContext
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -138,36 +147,12 @@ IDENTIFIERS: t.Mapping[str, str] = {
 RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_PERCENT_ENCODED = re.compile(rb"(?:[^%]|%[0-9A-Fa-f]{2})*")
-
-
-def query_param_bytes(query_string: str, name: str) -> bytes | None:
-    """Return the first value of query parameter ``name``, percent-decoded.
-
-    :param query_string: ``environ["QUERY_STRING"]`` (a latin-1 WSGI string).
-    :param name: the parameter name (compared after decoding).
-    :return: the decoded bytes (``+`` becomes a space), or ``None`` if the
-        parameter is absent or its value has a malformed ``%`` escape.
-    """
-    try:
-        raw = query_string.encode("latin-1")
-    except UnicodeEncodeError:
-        return None
-    wanted = name.encode("utf-8")
-    for part in raw.split(b"&"):
-        key, _, value = part.partition(b"=")
-        if _PERCENT_ENCODED.fullmatch(key) is None:
-            continue
-        if unquote_to_bytes(key.replace(b"+", b" ")) != wanted:
-            continue
-        if _PERCENT_ENCODED.fullmatch(value) is None:
-            return None
-        return unquote_to_bytes(value.replace(b"+", b" "))
-    return None
 
 
 _IDENTIFIER_ITEMS = tuple(IDENTIFIERS.items())
 _UNTRUSTED = Source.UNTRUSTED
+#: Identifiers covered by the trust boundary (see graywsgi.trust.GRAY_HEADERS).
+_GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_id"})
 
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
@@ -248,6 +233,10 @@ class Extraction:
         while the breaker is open (default ``False``).
     :param query_fallback: the query parameter consulted when ``X-Gray-ID``
         is absent (default ``"gray_id"``; ``None`` disables it).
+    :param trust: the trust boundary. With a policy, gray headers from an
+        untrusted request are removed from the environ before anything
+        reads them (and the query fallback is ignored for it); honoured
+        identifiers are recorded as ``trusted`` or ``signed``.
     """
 
     def __init__(
@@ -261,8 +250,12 @@ class Extraction:
         breaker: ExtractionBreaker | None = None,
         refuse_when_open: bool = False,
         query_fallback: str | None = "gray_id",
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.app = app
+        if trust is not None and not isinstance(trust, TrustPolicy):
+            raise ConfigurationError(f"trust must be a graywsgi.trust.TrustPolicy, got {trust!r}")
+        self.trust = trust
         self.required = frozenset(required)
         unknown = self.required - IDENTIFIERS.keys()
         if unknown:
@@ -323,7 +316,11 @@ class Extraction:
         failed = False
         duration = 0.0
         try:
-            values, sources, failures = self._parse(environ)
+            if self.trust is not None:
+                verdict = self.trust.enforce(environ)
+                values, sources, failures = self._parse(environ, verdict)
+            else:
+                values, sources, failures = self._parse(environ, Source.UNTRUSTED)
             if self.resolvers:
                 resolver_failures, duration = self._resolve(environ, values, sources)
                 failures.extend(resolver_failures)
@@ -336,7 +333,7 @@ class Extraction:
         return self._finish(values, sources, failures)
 
     def _parse(
-        self, environ: WSGIEnvironment
+        self, environ: WSGIEnvironment, verdict: Source
     ) -> tuple[dict[str, t.Any], dict[str, Source], list[str]]:
         # The hot path of every request: one pass over the identifiers, no
         # per-identifier helper calls for the common (absent or plain
@@ -358,7 +355,9 @@ class Extraction:
                     ):
                         value = None
             if raw is None:
-                if name == "gray_id" and self.query_fallback is not None:
+                if name == "gray_id" and self.query_fallback is not None and (
+                    self.trust is None or verdict is not Source.UNTRUSTED
+                ):
                     key = self._query_gray_key(environ)
                     if key is False:
                         failures.append(name)
@@ -370,7 +369,7 @@ class Extraction:
                             continue
                         values["gray_id"] = text
                         values["gray_key"] = key
-                        sources[name] = Source.UNTRUSTED
+                        sources[name] = verdict
                         continue
                 if name in self.required:
                     failures.append(name)
@@ -403,7 +402,7 @@ class Extraction:
                 values[name] = value
             else:
                 values[name] = text
-            sources[name] = _UNTRUSTED
+            sources[name] = verdict if name in _GRAY_FIELDS else _UNTRUSTED
         return values, sources, failures
 
     def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:

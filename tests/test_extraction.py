@@ -11,7 +11,7 @@ from werkzeug.test import create_environ
 from graywsgi import Extraction, ExtractionBreaker
 from graywsgi.context import DegradeLevel, GrayContext, Source
 from graywsgi.errors import ConfigurationError
-from graywsgi.extraction import query_param_bytes
+from graywsgi._query import query_param_bytes
 from graywsgi.extraction_breaker import BreakerState
 
 from .conftest import BufferedClient, RecordingApp
@@ -344,7 +344,7 @@ def test_internal_error_fails_open_to_fallback(
 ) -> None:
     wrapper = Extraction(recording_app)
 
-    def explode(self: Extraction, environ: t.Any) -> t.NoReturn:
+    def explode(self: Extraction, *args: t.Any) -> t.NoReturn:
         raise RuntimeError("bug in graywsgi")
 
     monkeypatch.setattr(Extraction, "_parse", explode)

@@ -1,0 +1,234 @@
+"""
+Rule files
+==========
+
+Rule sets are written in YAML (``.yaml``/``.yml``), JSON (``.json``) or TOML
+(``.toml``) and described by a published JSON Schema,
+``graywsgi/schema/rules.schema.json`` (:func:`rules_schema`). Loading a file
+checks it in three steps, and the first step that fails stops the load:
+
+1. **Syntax** -- the file must parse; duplicate keys are an error (YAML and
+   JSON parsers would otherwise keep the last one silently).
+2. **Schema** -- the data must satisfy the JSON Schema (checked with
+   ``jsonschema``, draft 2020-12).
+3. **Meaning** -- :class:`~graywsgi.routing.CompiledRules` checks what a
+   schema cannot: clusters that exist, weights that add up, regular
+   expressions and expressions that compile, factors for dimensions the rule
+   matches on.
+
+Every error names the file, the line (YAML and JSON; TOML parse errors
+too), the location as a JSON path and what is wrong, one per line::
+
+    rules.yaml:14: $.rules[0].split[0].weight: 120 is greater than the maximum of 100
+    rules.yaml:9: $.rules[0].split[1].cluster: unknown cluster 'canry' (clusters: canary, stable)
+
+All of these raise :class:`ConfigFileError`, a
+:class:`~graywsgi.errors.ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tomllib
+import typing as t
+from importlib import resources
+
+import jsonschema
+import yaml
+
+from graywsgi.errors import ConfigurationError
+from graywsgi.routing import CompiledRules, RuleError, json_path
+from graywsgi.rules import RuleSet
+
+__all__ = ["ConfigFileError", "load_rules", "parse_rules", "rules_schema", "FORMATS"]
+
+#: File name suffix -> format.
+FORMATS: t.Mapping[str, str] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
+
+_Location = tuple[t.Union[str, int], ...]
+
+
+class ConfigFileError(ConfigurationError):
+    """A rule file that cannot be used.
+
+    :param filename: the file.
+    :param problems: ``(line or None, location, reason)`` for each problem.
+    """
+
+    def __init__(self, filename: str, problems: t.Sequence[tuple[int | None, _Location, str]]) -> None:
+        self.filename = filename
+        self.problems = list(problems)
+        lines = []
+        for line, location, reason in self.problems:
+            where = f"{filename}:{line}" if line is not None else filename
+            lines.append(f"{where}: {json_path(location)}: {reason}")
+        super().__init__("\n".join(lines))
+
+
+@functools.cache
+def rules_schema() -> dict[str, t.Any]:
+    """The published JSON Schema of rule files."""
+    text = resources.files("graywsgi").joinpath("schema/rules.schema.json").read_text("utf-8")
+    schema: dict[str, t.Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = rules_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
+
+
+def load_rules(path: str | os.PathLike[str]) -> CompiledRules:
+    """Load, check and compile the rule file at ``path``.
+
+    :raises ConfigFileError: naming the file, line, JSON path and reason.
+    """
+    filename = os.fspath(path)
+    try:
+        with open(filename, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ConfigFileError(filename, [(None, (), f"cannot read the file: {exc.strerror or exc}")]) from None
+    return parse_rules(raw, filename=filename)
+
+
+def parse_rules(raw: bytes | str, *, filename: str, format: str | None = None) -> CompiledRules:
+    """Check and compile rule-file content.
+
+    :param raw: the content (bytes are decoded as UTF-8).
+    :param filename: named in errors; its suffix picks the format unless
+        ``format`` is given.
+    :param format: ``yaml``, ``json`` or ``toml``.
+    :raises ConfigFileError: naming the file, line, JSON path and reason.
+    """
+    if format is None:
+        format = FORMATS.get(os.path.splitext(filename)[1].lower())
+        if format is None:
+            raise ConfigFileError(
+                filename, [(None, (), f"unknown file type; use one of {', '.join(sorted(FORMATS))}")]
+            )
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigFileError(filename, [(None, (), f"not UTF-8: {exc}")]) from None
+    else:
+        text = raw
+    data, lines = _parse(text, filename, format)
+    if not isinstance(data, dict):
+        raise ConfigFileError(filename, [(1, (), "the top level must be a mapping (an object)")])
+    errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        problems = []
+        for error in errors[:20]:
+            location = tuple(error.absolute_path)
+            problems.append((_line_for(lines, location), location, _schema_message(error)))
+        raise ConfigFileError(filename, problems)
+    try:
+        return CompiledRules(RuleSet.from_dict(data))
+    except RuleError as exc:
+        raise ConfigFileError(filename, [(_line_for(lines, exc.location), exc.location, exc.reason)]) from None
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    message = error.message
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return message
+
+
+def _line_for(lines: dict[_Location, int], location: _Location) -> int | None:
+    """The line of ``location``, or of its nearest ancestor that has one."""
+    for end in range(len(location), -1, -1):
+        line = lines.get(location[:end])
+        if line is not None:
+            return line
+    return None
+
+
+def _parse(text: str, filename: str, format: str) -> tuple[t.Any, dict[_Location, int]]:
+    if format == "toml":
+        try:
+            return tomllib.loads(text), {}
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigFileError(filename, [(None, (), f"invalid TOML: {exc}")]) from None
+    if format == "json":
+        try:
+            data = json.loads(text, object_pairs_hook=_no_duplicates)
+        except json.JSONDecodeError as exc:
+            raise ConfigFileError(filename, [(exc.lineno, (), f"invalid JSON: {exc.msg} (column {exc.colno})")]) from None
+        except _DuplicateKey as exc:
+            raise ConfigFileError(filename, [(None, (), f"duplicate key {exc.key!r}")]) from None
+        return data, _yaml_lines(text, filename, strict=False)
+    if format == "yaml":
+        lines = _yaml_lines(text, filename, strict=True)
+        try:
+            return yaml.safe_load(text), lines
+        except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
+            raise ConfigFileError(filename, [(None, (), f"invalid YAML: {exc}")]) from None
+    raise ConfigFileError(filename, [(None, (), f"unknown format {format!r}")])
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, t.Any]]) -> dict[str, t.Any]:
+    out: dict[str, t.Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _yaml_lines(text: str, filename: str, *, strict: bool) -> dict[_Location, int]:
+    """Map each JSON path in the document to its 1-based line.
+
+    With ``strict`` (YAML files), syntax errors and duplicate or non-string
+    keys raise :class:`ConfigFileError`; otherwise (JSON read as YAML for its
+    line numbers) problems just mean fewer lines are known.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        if not strict:
+            return {}
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigFileError(filename, [(line, (), f"invalid YAML: {problem}")]) from None
+    lines: dict[_Location, int] = {}
+    if root is None:
+        return lines
+
+    def walk(node: yaml.Node, location: _Location) -> None:
+        lines[location] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if strict and not (isinstance(key_node, yaml.ScalarNode) and key_node.tag.endswith(":str")):
+                    raise ConfigFileError(
+                        filename,
+                        [(key_node.start_mark.line + 1, location, f"keys must be strings, got {key!r}")],
+                    )
+                if strict and key in seen:
+                    raise ConfigFileError(
+                        filename, [(key_node.start_mark.line + 1, location, f"duplicate key {key!r}")]
+                    )
+                seen.add(key)
+                walk(value_node, (*location, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*location, index))
+
+    walk(root, ())
+    return lines

@@ -1,0 +1,193 @@
+"""
+Router
+======
+
+The routing engine as middleware: for every request it takes the rule set
+in force from a store, decides the route (see :mod:`graywsgi.routing` for
+the order: colour, rule, version, weighted clusters, default) and acts on
+it.
+
+.. code-block:: python
+
+    from graywsgi import Extraction, Router
+
+    app.wsgi_app = Extraction(Router(app.wsgi_app, "rules.yaml"))
+
+What it records
+---------------
+
+- the context: ``current.route``, ``current.group`` and
+  ``current.rules_version`` (the version id of the rule set that decided);
+- the environ, for the layers and the application below: the request
+  headers ``X-Route-To`` (``HTTP_X_ROUTE_TO``) and ``X-Group``
+  (``HTTP_X_GROUP``; removed when there is no group), and the full
+  :class:`~graywsgi.routing.Decision` at ``environ["graywsgi.decision"]``.
+
+Three ways to act on the route
+------------------------------
+
+- **annotate** (default) -- the wrapped application serves every request
+  and reads ``current.route`` itself;
+- **dispatch** -- ``apps={"canary": canary_wsgi_app}``: requests routed to a
+  named cluster are served by that WSGI application, in the same process;
+- **proxy** -- a cluster with an ``upstream`` URL in the rule set: requests
+  routed to it are forwarded there by :class:`graywsgi.proxy.UpstreamProxy`
+  (pooled keep-alive connections, streamed bodies). ``apps`` wins over
+  ``upstream``; a cluster with neither is served by the wrapped app.
+
+Reload
+------
+
+``rules`` may be a :class:`~graywsgi.rules.RuleSet`, a
+:class:`~graywsgi.store.RuleStore`, or a path to a rule file, which becomes
+a :class:`~graywsgi.store.FileStore` (checked for changes at most once per
+``check_interval``). A request reads the store once, so it is decided and
+served under one rule set even if a reload happens meanwhile.
+
+Trusted weight
+--------------
+
+A gateway may send ``X-Canary-Weight`` (a share from 0 to 1) to set the
+matched rule's first non-default cluster's share for this request. It is
+honoured only when :class:`~graywsgi.extraction.Extraction` runs with a
+:class:`~graywsgi.trust.TrustPolicy` that vouched for the request (trusted
+network or valid signature); otherwise it is ignored.
+
+Failing open
+------------
+
+An unexpected error while deciding is logged and the request goes to the
+default cluster. With ``no_match="404"`` in the rule set, a request no rule
+claims is answered 404 with problem+json.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import typing as t
+
+from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace
+from graywsgi.errors import ConfigurationError, problem_response
+from graywsgi.extraction import Extraction
+from graywsgi.routing import CompiledRules, Decision, RequestFacts
+from graywsgi.store import RuleStore, as_store
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    import os
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from graywsgi.rules import RuleSet
+
+__all__ = ["Router", "DECISION_KEY"]
+
+logger = logging.getLogger("graywsgi.router")
+
+DECISION_KEY = "graywsgi.decision"
+_TRUSTED = (Source.TRUSTED, Source.SIGNED)
+
+
+class Router:
+    """Route every request by a rule set, and act on the route.
+
+    >>> from werkzeug.test import Client
+    >>> from werkzeug.wrappers import Response
+    >>> from graywsgi import current
+    >>> from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+    >>> rules = RuleSet(
+    ...     clusters={"stable": Cluster(), "canary": Cluster()},
+    ...     rules=(Rule(name="half", split=(Backend("canary", 50),)),),
+    ... )
+    >>> def show(environ, start_response):
+    ...     return Response(current.route)(environ, start_response)
+    >>> client = Client(Extraction(Router(show, rules)))
+    >>> client.get("/", headers={"X-Gray-ID": "user-1"}, buffered=True).text
+    'canary'
+
+    :param app: the WSGI application to wrap (serves annotated routes).
+    :param rules: a rule set, a store, or a rule file path.
+    :param apps: cluster name -> WSGI app, for dispatch.
+    :param proxy_timeout: read timeout in seconds for proxied requests.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        rules: RuleStore | RuleSet | CompiledRules | str | os.PathLike[str],
+        *,
+        apps: t.Mapping[str, WSGIApplication] | None = None,
+        proxy_timeout: float = 30.0,
+    ) -> None:
+        self.app = app
+        self.store = as_store(rules)
+        self.apps = dict(apps or {})
+        for name, target in self.apps.items():
+            if not callable(target):
+                raise ConfigurationError(f"apps[{name!r}] is not a WSGI application")
+        if not (isinstance(proxy_timeout, (int, float)) and proxy_timeout > 0):
+            raise ConfigurationError(f"proxy_timeout must be > 0 seconds, got {proxy_timeout!r}")
+        self.proxy_timeout = float(proxy_timeout)
+        self._proxies: dict[str, WSGIApplication] = {}
+        self._proxies_lock = threading.Lock()
+        self._standalone = Extraction(self)
+        self.store.current()  # fail at start, not on the first request
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        context = environ.get(ENVIRON_KEY)
+        if not isinstance(context, GrayContext):
+            return self._standalone(environ, start_response)
+        rules = self.store.current()  # one rule set for the whole request
+        try:
+            decision = rules.decide(
+                RequestFacts(environ, context), canary_weight=_trusted_weight(environ)
+            )
+        except Exception:
+            logger.exception("graywsgi routing failed; sending the request to the default cluster")
+            ruleset = rules.ruleset
+            decision = Decision(ruleset.default_cluster, rules.default_group, None, "error")
+        if decision is None:
+            return problem_response(start_response, 404, "No route matches this request.")
+        replace(
+            environ,
+            context._replace(route=decision.route, group=decision.group, rules_version=rules.version_id),
+        )
+        environ["HTTP_X_ROUTE_TO"] = decision.route
+        if decision.group is not None:
+            environ["HTTP_X_GROUP"] = decision.group
+        else:
+            environ.pop("HTTP_X_GROUP", None)
+        environ[DECISION_KEY] = decision
+        return self._target(rules, decision.route)(environ, start_response)
+
+    def _target(self, rules: CompiledRules, route: str) -> WSGIApplication:
+        target = self.apps.get(route)
+        if target is not None:
+            return target
+        cluster = rules.ruleset.clusters.get(route)
+        if cluster is None or cluster.upstream is None:
+            return self.app
+        proxy = self._proxies.get(cluster.upstream)
+        if proxy is None:
+            from graywsgi.proxy import UpstreamProxy
+
+            with self._proxies_lock:
+                proxy = self._proxies.get(cluster.upstream)
+                if proxy is None:
+                    proxy = UpstreamProxy(cluster.upstream, timeout=self.proxy_timeout, name=route)
+                    self._proxies[cluster.upstream] = proxy
+        return proxy
+
+
+def _trusted_weight(environ: WSGIEnvironment) -> float | None:
+    raw = environ.get("HTTP_X_CANARY_WEIGHT")
+    if raw is None or environ.get("graywsgi.trust") not in _TRUSTED:
+        return None
+    try:
+        weight = float(raw.strip(" \t"))
+    except (ValueError, AttributeError):
+        return None
+    if not math.isfinite(weight) or not 0 <= weight <= 1:
+        return None
+    return weight

@@ -1,0 +1,639 @@
+"""
+Compiled rules
+==============
+
+:class:`CompiledRules` checks a :class:`~graywsgi.rules.RuleSet` once and
+turns it into lookup structures; :meth:`CompiledRules.decide` then picks the
+route of one request.
+
+Decision order
+--------------
+
+1. **Explicit colour** -- ``X-Traffic-Color`` names a cluster through the
+   rule set's ``colors``.
+2. **Rule** -- the first rule (in declared order) whose conditions all hold.
+   No rule: the default cluster, or ``404`` when ``no_match`` says so.
+3. **Version match** -- the rule's ``versions``, in order: an exact
+   ``X-Version`` value, or a node-semver range containing it.
+4. **Weighted clusters** -- the rule's ``split``. Each entry's weight is
+   multiplied by the rule's factors (host 0.9 x path 1.0 x canary 20 % =
+   18 %). Entries own contiguous runs of the 100 buckets in declared order;
+   what they leave belongs to the default cluster. Hash mode hashes the key
+   with 32-bit FNV-1a (``fnv1a_32(key) % 100``, the Go gateway's rule) -- a
+   salt is prepended as ``salt + ":"``; percent mode draws at random.
+   Because a user's bucket never changes and a cluster's run only grows
+   when its weight rises, raising a canary weight never moves a canary user
+   back to stable. Hash mode has the Go gateway's 1 % granularity.
+5. **Default** -- everything else, including a request without any key.
+
+Scale
+-----
+
+Matching cost does not grow with the number of host and prefix rules.
+Rules are indexed by host -- a dict of exact hosts, a dict of wildcard
+suffixes (``*.example.com`` is looked up once per label of the request's
+host) and an "any host" bucket -- and, inside each, by a trie of path
+segments holding prefix and template rules. A request walks its own host's
+labels and path segments, gathers the few candidate rules and checks their
+remaining conditions in declared order. Regex path rules cannot be indexed;
+they are scanned, and a rule set may hold at most
+:data:`MAX_REGEX_PATH_RULES` of them.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import typing as t
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+
+from graywsgi._query import parse_query
+from graywsgi.context import GrayContext
+from graywsgi.errors import ConfigurationError
+from graywsgi.expression import Expression, ExpressionError
+from graywsgi.hashing import cached_fnv1a_32
+from graywsgi.rules import DEFAULT_COLORS, DIMENSIONS, Backend, KeySpec, Rule, RuleSet, ValueCondition
+from graywsgi.version import Version, VersionRange
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["CompiledRules", "Decision", "RequestFacts", "RuleError", "MAX_REGEX_PATH_RULES"]
+
+MAX_REGEX_PATH_RULES = 256
+_PARAM = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?")
+
+
+class RuleError(ConfigurationError):
+    """A rule set that cannot work.
+
+    :param location: where in the rule set, as a JSON path
+        (``("rules", 2, "split", 0, "cluster")``).
+    :param reason: what is wrong.
+    """
+
+    def __init__(self, location: t.Sequence[str | int], reason: str) -> None:
+        self.location = tuple(location)
+        self.reason = reason
+        super().__init__(f"{json_path(self.location)}: {reason}")
+
+
+def json_path(location: t.Sequence[str | int]) -> str:
+    """Render a location as a JSON path: ``$.rules[2].split[0]``."""
+    out = "$"
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+class Decision(t.NamedTuple):
+    """What the rules decided for one request."""
+
+    route: str  #: the cluster name
+    group: str | None  #: the A/B group
+    rule: str | None  #: the rule that matched, if any
+    reason: str  #: ``color``, ``version``, ``weight``, ``default`` or ``no_match``
+
+
+class RequestFacts:
+    """Lazy, per-request view of what rules can match on.
+
+    Implements :class:`graywsgi.expression.Facts`. Query and cookies are
+    parsed at most once, and only if a rule asks.
+    """
+
+    __slots__ = ("environ", "context", "_query", "_cookies")
+
+    def __init__(self, environ: WSGIEnvironment, context: GrayContext | None) -> None:
+        self.environ = environ
+        self.context = context
+        self._query: dict[str, bytes] | None = None
+        self._cookies: dict[str, str] | None = None
+
+    @property
+    def host(self) -> str:
+        host = self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME", "")
+        return str(host).lower()
+
+    @property
+    def path(self) -> str:
+        return str(self.environ.get("PATH_INFO", "") or "/")
+
+    def header(self, name: str) -> str | None:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        value = self.environ.get(key)
+        return value.strip(" \t") if isinstance(value, str) else None
+
+    def query_bytes(self, name: str) -> bytes | None:
+        if self._query is None:
+            self._query = parse_query(self.environ.get("QUERY_STRING", ""))
+        return self._query.get(name)
+
+    def query(self, name: str) -> str | None:
+        raw = self.query_bytes(name)
+        return None if raw is None else raw.decode("utf-8", "replace")
+
+    def cookie(self, name: str) -> str | None:
+        if self._cookies is None:
+            self._cookies = _parse_cookies(self.environ.get("HTTP_COOKIE", ""))
+        return self._cookies.get(name)
+
+    def attribute(self, name: str) -> str | None:
+        if name == "host":
+            return self.host
+        if name == "path":
+            return self.path
+        if name == "method":
+            return str(self.environ.get("REQUEST_METHOD", "GET"))
+        if name == "scheme":
+            return str(self.environ.get("wsgi.url_scheme", "http"))
+        if name == "remote_addr":
+            value = self.environ.get("REMOTE_ADDR")
+            return value if isinstance(value, str) else None
+        context = self.context
+        if context is None:
+            return None
+        if name == "api_version":
+            return context.api_version.raw if context.api_version is not None else None
+        value = getattr(context, name, None)
+        return value if isinstance(value, str) else None
+
+
+def _parse_cookies(header: str) -> dict[str, str]:
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(header)
+    except Exception:  # a malformed Cookie header matches nothing
+        return {}
+    return {name: morsel.value for name, morsel in cookie.items()}
+
+
+# --- compiled conditions -----------------------------------------------------
+
+_Check = t.Callable[[RequestFacts], bool]
+
+
+def _value_check(
+    condition: ValueCondition, lookup: t.Callable[[RequestFacts, str], str | None], where: tuple[str | int, ...]
+) -> _Check:
+    name = condition.name
+    forms = [f for f in ("exact", "prefix", "regex", "present") if getattr(condition, f) is not None]
+    if len(forms) != 1:
+        raise RuleError(where, f"give exactly one of exact, prefix, regex, present (got {forms or 'none'})")
+    if condition.exact is not None:
+        exact = condition.exact
+        return lambda facts: lookup(facts, name) == exact
+    if condition.prefix is not None:
+        prefix = condition.prefix
+
+        def has_prefix(facts: RequestFacts) -> bool:
+            value = lookup(facts, name)
+            return value is not None and value.startswith(prefix)
+
+        return has_prefix
+    if condition.regex is not None:
+        pattern = _compile_regex(condition.regex, (*where, "regex"))
+
+        def matches(facts: RequestFacts) -> bool:
+            value = lookup(facts, name)
+            return value is not None and pattern.fullmatch(value) is not None
+
+        return matches
+    wanted = bool(condition.present)
+    return lambda facts: (lookup(facts, name) is not None) is wanted
+
+
+def _compile_regex(source: str, where: tuple[str | int, ...]) -> re.Pattern[str]:
+    if len(source) > 512:
+        raise RuleError(where, "regular expression longer than 512 characters")
+    try:
+        return re.compile(source)
+    except re.error as exc:
+        raise RuleError(where, f"invalid regular expression {source!r}: {exc}") from None
+
+
+def _header(facts: RequestFacts, name: str) -> str | None:
+    return facts.header(name)
+
+
+def _query(facts: RequestFacts, name: str) -> str | None:
+    return facts.query(name)
+
+
+def _cookie(facts: RequestFacts, name: str) -> str | None:
+    return facts.cookie(name)
+
+
+def _segments(path: str) -> list[str]:
+    return [segment for segment in path.split("/") if segment]
+
+
+class _Node:
+    __slots__ = ("children", "param", "prefix_rules", "template_rules")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.prefix_rules: list[int] = []
+        self.template_rules: list[int] = []
+
+    def child(self, segment: str | None) -> _Node:
+        if segment is None:
+            if self.param is None:
+                self.param = _Node()
+            return self.param
+        node = self.children.get(segment)
+        if node is None:
+            node = self.children[segment] = _Node()
+        return node
+
+
+class _HostBucket:
+    """The rules of one host key: a path trie plus the regex path rules."""
+
+    __slots__ = ("root", "regex_rules")
+
+    def __init__(self) -> None:
+        self.root = _Node()
+        self.regex_rules: list[tuple[int, re.Pattern[str]]] = []
+
+    def collect(self, segments: list[str], path: str, out: list[int]) -> None:
+        self._walk(self.root, segments, 0, out)
+        for index, pattern in self.regex_rules:
+            if pattern.fullmatch(path) is not None:
+                out.append(index)
+
+    def _walk(self, node: _Node, segments: list[str], depth: int, out: list[int]) -> None:
+        out.extend(node.prefix_rules)
+        if depth == len(segments):
+            out.extend(node.template_rules)
+            return
+        segment = segments[depth]
+        literal = node.children.get(segment)
+        if literal is not None:
+            self._walk(literal, segments, depth + 1, out)
+        if node.param is not None:
+            self._walk(node.param, segments, depth + 1, out)
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    rule: Rule
+    checks: tuple[_Check, ...]
+    factor: float
+    versions: tuple[tuple[str, str | None, VersionRange | None, str], ...]
+    backends: tuple[Backend, ...]
+    salt: bytes
+
+
+class CompiledRules:
+    """A checked rule set, ready to decide requests. Immutable; share freely.
+
+    >>> from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+    >>> rules = CompiledRules(RuleSet(
+    ...     clusters={"stable": Cluster(), "canary": Cluster()},
+    ...     rules=(Rule(name="all", split=(Backend("canary", 100),)),),
+    ... ))
+    >>> rules.decide_for(gray_id="user-1").route
+    'canary'
+
+    :param ruleset: the rule set.
+    :raises RuleError: naming the location (a JSON path) and the problem.
+    """
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.version_id = ruleset.version_id
+        clusters = ruleset.clusters
+        if not clusters:
+            raise RuleError(("clusters",), "at least one cluster is required")
+        self._check_cluster(ruleset.default_cluster, ("default_cluster",))
+        if ruleset.no_match not in ("default", "404"):
+            raise RuleError(("no_match",), f"must be 'default' or '404', got {ruleset.no_match!r}")
+        self._check_key(ruleset.key, ("key",))
+        if ruleset.fallback_key is not None:
+            self._check_key(ruleset.fallback_key, ("fallback_key",))
+        self.colors: dict[str, str] = {}
+        for color, cluster in ruleset.colors.items():
+            if cluster not in clusters:
+                if ruleset.colors is not DEFAULT_COLORS:
+                    raise RuleError(("colors", color), f"names unknown cluster {cluster!r}")
+                continue
+            if not color.isascii():
+                raise RuleError(("colors", color), "colours must be ASCII")
+            self.colors[color.lower()] = cluster
+        self.default_group = clusters[ruleset.default_cluster].group
+        self.rules: list[_CompiledRule] = []
+        self._exact_hosts: dict[str, _HostBucket] = {}
+        self._wildcard_hosts: dict[str, _HostBucket] = {}
+        self._any_host = _HostBucket()
+        names: set[str] = set()
+        regex_rules = 0
+        for index, rule in enumerate(ruleset.rules):
+            where: tuple[str | int, ...] = ("rules", index)
+            if rule.name in names:
+                raise RuleError((*where, "name"), f"duplicate rule name {rule.name!r}")
+            names.add(rule.name)
+            self.rules.append(self._compile_rule(rule, where))
+            if rule.path is not None and rule.path.regex is not None:
+                regex_rules += 1
+                if regex_rules > MAX_REGEX_PATH_RULES:
+                    raise RuleError(
+                        (*where, "match", "path", "regex"),
+                        f"more than {MAX_REGEX_PATH_RULES} regex path rules; use prefix or template paths",
+                    )
+            self._index(index, rule, where)
+
+    # -- building ------------------------------------------------------------
+
+    def _check_cluster(self, name: str, where: tuple[str | int, ...]) -> None:
+        if name not in self.ruleset.clusters:
+            known = ", ".join(sorted(self.ruleset.clusters))
+            raise RuleError(where, f"unknown cluster {name!r} (clusters: {known})")
+
+    @staticmethod
+    def _check_key(key: KeySpec, where: tuple[str | int, ...]) -> None:
+        if key.source not in ("gray_id", "header", "cookie", "query"):
+            raise RuleError((*where, "from"), f"unknown key source {key.source!r}")
+        if key.source != "gray_id" and not key.name:
+            raise RuleError((*where, "name"), f"a {key.source} key needs a name")
+
+    def _compile_rule(self, rule: Rule, where: tuple[str | int, ...]) -> _CompiledRule:
+        match = (*where, "match")
+        checks: list[_Check] = []
+        for dimension, lookup in (("headers", _header), ("query", _query), ("cookies", _cookie)):
+            for i, condition in enumerate(getattr(rule, dimension)):
+                checks.append(_value_check(condition, lookup, (*match, dimension, i)))
+        if rule.api_version is not None:
+            try:
+                wanted = VersionRange(rule.api_version)
+            except ValueError as exc:
+                raise RuleError((*match, "api_version"), str(exc)) from None
+            checks.append(_api_version_check(wanted))
+        if rule.when is not None:
+            try:
+                expression = Expression(rule.when)
+            except ExpressionError as exc:
+                raise RuleError((*match, "when"), str(exc)) from None
+            checks.append(expression.evaluate)
+        present = {
+            "host": bool(rule.hosts),
+            "path": rule.path is not None,
+            "headers": bool(rule.headers),
+            "query": bool(rule.query),
+            "cookies": bool(rule.cookies),
+            "api_version": rule.api_version is not None,
+            "when": rule.when is not None,
+        }
+        factor = 1.0
+        for dimension, value in rule.factors.items():
+            if dimension not in DIMENSIONS:
+                raise RuleError((*where, "factors", dimension), f"unknown dimension (one of {', '.join(DIMENSIONS)})")
+            if not present[dimension]:
+                raise RuleError((*where, "factors", dimension), f"the rule does not match on {dimension}")
+            if not 0 <= value <= 1:
+                raise RuleError((*where, "factors", dimension), f"a factor must be from 0 to 1, got {value!r}")
+            factor *= value
+        versions = []
+        for i, route in enumerate(rule.versions):
+            at = (*where, "versions", i)
+            self._check_cluster(route.cluster, (*at, "cluster"))
+            if route.source not in ("version", "api_version"):
+                raise RuleError((*at, "source"), f"must be 'version' or 'api_version', got {route.source!r}")
+            if (route.exact is None) == (route.range is None):
+                raise RuleError(at, "give exactly one of exact and range")
+            version_range = None
+            if route.range is not None:
+                try:
+                    version_range = VersionRange(route.range)
+                except ValueError as exc:
+                    raise RuleError((*at, "range"), str(exc)) from None
+            exact = route.exact.strip() if route.exact is not None else None
+            versions.append((route.source, exact, version_range, route.cluster))
+        total = 0.0
+        seen: set[str] = set()
+        for i, backend in enumerate(rule.split):
+            at = (*where, "split", i)
+            self._check_cluster(backend.cluster, (*at, "cluster"))
+            if backend.cluster in seen:
+                raise RuleError((*at, "cluster"), f"cluster {backend.cluster!r} appears twice in the split")
+            seen.add(backend.cluster)
+            if not 0 <= backend.weight <= 100:
+                raise RuleError((*at, "weight"), f"a weight must be from 0 to 100, got {backend.weight!r}")
+            total += backend.weight
+        if total > 100 + 1e-9:
+            raise RuleError((*where, "split"), f"weights add up to {total:g}, more than 100")
+        if rule.mode not in ("hash", "percent"):
+            raise RuleError((*where, "mode"), f"must be 'hash' or 'percent', got {rule.mode!r}")
+        backends = tuple(b for b in rule.split if b.cluster != self.ruleset.default_cluster)
+        salt = (rule.salt + ":").encode("utf-8") if rule.salt else b""
+        return _CompiledRule(rule, tuple(checks), factor, tuple(versions), backends, salt)
+
+    def _index(self, index: int, rule: Rule, where: tuple[str | int, ...]) -> None:
+        buckets: list[_HostBucket] = []
+        for i, host in enumerate(rule.hosts or ()):
+            host = host.lower()
+            if _HOST.fullmatch(host) is None:
+                raise RuleError((*where, "match", "host", i), f"not a host name or *.wildcard: {host!r}")
+            if host.startswith("*."):
+                bucket = self._wildcard_hosts.setdefault(host[2:], _HostBucket())
+            else:
+                bucket = self._exact_hosts.setdefault(host, _HostBucket())
+            if bucket not in buckets:
+                buckets.append(bucket)
+        if not rule.hosts:
+            buckets.append(self._any_host)
+        path = rule.path
+        forms = [] if path is None else [f for f in ("prefix", "template", "regex") if getattr(path, f) is not None]
+        if path is not None and len(forms) != 1:
+            raise RuleError((*where, "match", "path"), "give exactly one of prefix, template, regex")
+        for bucket in buckets:
+            if path is None:
+                bucket.root.prefix_rules.append(index)
+            elif path.prefix is not None:
+                node = bucket.root
+                for segment in _segments(path.prefix):
+                    node = node.child(segment)
+                node.prefix_rules.append(index)
+            elif path.template is not None:
+                node = bucket.root
+                for segment in _segments(path.template):
+                    if _PARAM.fullmatch(segment):
+                        node = node.child(None)
+                    elif "{" in segment or "}" in segment:
+                        raise RuleError(
+                            (*where, "match", "path", "template"),
+                            f"segment {segment!r}: a parameter must be a whole segment like {{id}}",
+                        )
+                    else:
+                        node = node.child(segment)
+                node.template_rules.append(index)
+            else:
+                pattern = _compile_regex(t.cast(str, path.regex), (*where, "match", "path", "regex"))
+                bucket.regex_rules.append((index, pattern))
+
+    # -- deciding ------------------------------------------------------------
+
+    def match(self, facts: RequestFacts) -> _CompiledRule | None:
+        """The first rule whose conditions all hold, or ``None``."""
+        host = facts.host
+        path = facts.path
+        segments = _segments(path)
+        candidates: list[int] = []
+        bucket = self._exact_hosts.get(host)
+        if bucket is not None:
+            bucket.collect(segments, path, candidates)
+        hostname, _, port = host.partition(":")
+        if port:
+            bucket = self._exact_hosts.get(hostname)
+            if bucket is not None:
+                bucket.collect(segments, path, candidates)
+        if self._wildcard_hosts:
+            dot = hostname.find(".")
+            while dot != -1:
+                bucket = self._wildcard_hosts.get(hostname[dot + 1 :])
+                if bucket is not None:
+                    bucket.collect(segments, path, candidates)
+                dot = hostname.find(".", dot + 1)
+        self._any_host.collect(segments, path, candidates)
+        if len(candidates) > 1:
+            candidates.sort()
+        for index in candidates:
+            compiled = self.rules[index]
+            for check in compiled.checks:
+                if not check(facts):
+                    break
+            else:
+                return compiled
+        return None
+
+    def decide(
+        self, facts: RequestFacts, *, canary_weight: float | None = None, rng: t.Callable[[], float] = random.random
+    ) -> Decision | None:
+        """Decide the route of a request; ``None`` means answer 404.
+
+        :param facts: the request.
+        :param canary_weight: a trusted ``X-Canary-Weight`` (0-1): the share
+            of the matched rule's first non-default cluster, replacing its
+            configured weight (factors still apply).
+        :param rng: random source for percent mode.
+        """
+        context = facts.context
+        if context is not None and context.traffic_color is not None and self.colors:
+            color = context.traffic_color
+            if color.isascii():
+                cluster = self.colors.get(color.lower())
+                if cluster is not None:
+                    return Decision(cluster, self._group(cluster, None), None, "color")
+        compiled = self.match(facts)
+        if compiled is None:
+            if self.ruleset.no_match == "404":
+                return None
+            return Decision(self.ruleset.default_cluster, self.default_group, None, "no_match")
+        name = compiled.rule.name
+        if compiled.versions and context is not None:
+            for source, exact, version_range, cluster in compiled.versions:
+                if _version_matches(context, source, exact, version_range):
+                    return Decision(cluster, self._group(cluster, None), name, "version")
+        if compiled.backends:
+            point = self._point(compiled, facts)
+            if point is not None:
+                edge = 0.0
+                for i, backend in enumerate(compiled.backends):
+                    weight = backend.weight
+                    if i == 0 and canary_weight is not None:
+                        weight = canary_weight * 100
+                    edge += weight * compiled.factor
+                    if point < edge:
+                        return Decision(backend.cluster, self._group(backend.cluster, backend.group), name, "weight")
+        return Decision(self.ruleset.default_cluster, self.default_group, name, "default")
+
+    def _group(self, cluster: str, explicit: str | None) -> str | None:
+        if explicit is not None:
+            return explicit
+        return self.ruleset.clusters[cluster].group
+
+    def _point(self, compiled: _CompiledRule, facts: RequestFacts) -> float | None:
+        """Where the request falls in [0, 100): its hash bucket or a random draw."""
+        if compiled.rule.mode == "percent":
+            return random.random() * 100
+        key = self._key(self.ruleset.key, facts)
+        if not key and self.ruleset.fallback_key is not None:
+            key = self._key(self.ruleset.fallback_key, facts)
+        if not key:
+            return None
+        return cached_fnv1a_32(compiled.salt + key if compiled.salt else key) % 100
+
+    @staticmethod
+    def _key(spec: KeySpec, facts: RequestFacts) -> bytes | None:
+        if spec.source == "gray_id":
+            return facts.context.gray_key if facts.context is not None else None
+        name = t.cast(str, spec.name)  # checked when compiled
+        if spec.source == "header":
+            value = facts.header(name)
+            return value.encode("latin-1", "replace") if value else None
+        if spec.source == "cookie":
+            value = facts.cookie(name)
+            return value.encode("utf-8") if value else None
+        return facts.query_bytes(name) or None
+
+    def decide_for(
+        self,
+        *,
+        gray_id: str | None = None,
+        host: str = "localhost",
+        path: str = "/",
+        headers: t.Mapping[str, str] | None = None,
+        context: GrayContext | None = None,
+    ) -> Decision | None:
+        """Decide for a request described by keywords (docs, CLI, tests)."""
+        from werkzeug.test import create_environ
+
+        environ = create_environ(path, base_url=f"http://{host}/", headers=dict(headers or {}))
+        if context is None:
+            context = GrayContext(
+                request_id="simulated",
+                gray_id=gray_id,
+                gray_key=gray_id.encode("utf-8") if gray_id is not None else None,
+            )
+        return self.decide(RequestFacts(environ, context))
+
+
+def _api_version_check(wanted: VersionRange) -> _Check:
+    def check(facts: RequestFacts) -> bool:
+        context = facts.context
+        if context is None or context.api_version is None:
+            return False
+        version = context.api_version.version
+        return version is not None and wanted.contains(version)
+
+    return check
+
+
+def _version_matches(
+    context: GrayContext, source: str, exact: str | None, version_range: VersionRange | None
+) -> bool:
+    if source == "version":
+        text = context.version
+        version: Version | None = None
+        if text is None:
+            return False
+        if exact is not None:
+            return text == exact
+        try:
+            version = Version.parse(text)
+        except ValueError:
+            return False
+    else:
+        if context.api_version is None:
+            return False
+        if exact is not None:
+            return context.api_version.raw == exact
+        version = context.api_version.version
+        if version is None:
+            return False
+    return version_range is not None and version_range.contains(version)
