@@ -480,6 +480,21 @@ class CompiledRules:
 
     def match(self, facts: RequestFacts) -> _CompiledRule | None:
         """The first rule whose conditions all hold, or ``None``."""
+        for index in self.candidates(facts):
+            compiled = self.rules[index]
+            for check in compiled.checks:
+                if not check(facts):
+                    break
+            else:
+                return compiled
+        return None
+
+    def candidates(self, facts: RequestFacts) -> list[int]:
+        """Indexes of the rules whose host and path fit, in declared order.
+
+        Only these have their other conditions checked; their number depends
+        on the request's host and path, not on the size of the rule set.
+        """
         host = facts.host
         path = facts.path
         segments = _segments(path)
@@ -502,14 +517,7 @@ class CompiledRules:
         self._any_host.collect(segments, path, candidates)
         if len(candidates) > 1:
             candidates.sort()
-        for index in candidates:
-            compiled = self.rules[index]
-            for check in compiled.checks:
-                if not check(facts):
-                    break
-            else:
-                return compiled
-        return None
+        return candidates
 
     def decide(
         self, facts: RequestFacts, *, canary_weight: float | None = None, rng: t.Callable[[], float] = random.random

@@ -55,8 +55,12 @@ class BufferedClient(Client):
     do), so tests use this one.
     """
 
+    environ_base: dict[str, t.Any] | None = None  #: merged into every request's environ
+
     def open(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         kwargs.setdefault("buffered", True)
+        if self.environ_base is not None:
+            kwargs.setdefault("environ_base", self.environ_base)
         return super().open(*args, **kwargs)
 
 
