@@ -25,7 +25,8 @@ import typing as t
 
 from werkzeug.test import create_environ
 
-from graywsgi import CanarySplit, Extraction
+from graywsgi import CanarySplit, Extraction, Router
+from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -57,6 +58,7 @@ def _write(data: bytes) -> None:
 def gray_environ() -> WSGIEnvironment:
     return create_environ(
         "/orders/42",
+        base_url="http://shop.example.com/",
         headers={
             "X-Gray-ID": "user-7f3a9c2e-41d8-4f3b-9a51-0c6e2b7d8e10",
             "X-Env": "prod",
@@ -79,12 +81,32 @@ def flask_hello() -> WSGIApplication:
     return app
 
 
+def host_prefix_rules(count: int) -> RuleSet:
+    """``count`` host/prefix rules; the benchmark request matches one of them."""
+    rules = [
+        Rule(
+            name=f"r{i}",
+            hosts=(f"h{i}.example.com",),
+            path=PathMatch(prefix=f"/p{i % 50}"),
+            split=(Backend("canary", 15),),
+        )
+        for i in range(count - 1)
+    ]
+    rules.insert(count // 2, Rule(
+        name="target", hosts=("shop.example.com",), path=PathMatch(prefix="/orders"), split=(Backend("canary", 15),)
+    ))
+    return RuleSet(clusters={"stable": Cluster(), "canary": Cluster()}, rules=tuple(rules))
+
+
 def cases() -> dict[str, WSGIApplication]:
     return {
         "bare WSGI (floor)": bare_app,
         "pass-through layer": PassThrough(bare_app),
         "Extraction": Extraction(bare_app),
         "Extraction + CanarySplit (chain so far)": Extraction(CanarySplit(bare_app, percent=15)),
+        "Extraction + Router, 10 host/prefix rules": Extraction(Router(bare_app, host_prefix_rules(10))),
+        "Extraction + Router, 1,000 rules": Extraction(Router(bare_app, host_prefix_rules(1_000))),
+        "Extraction + Router, 10,000 rules": Extraction(Router(bare_app, host_prefix_rules(10_000))),
         "Flask hello-world": flask_hello(),
         "chain + Flask hello-world": Extraction(CanarySplit(flask_hello(), percent=15)),
     }
@@ -145,6 +167,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         spread = f"{row['min_ns']:.0f}-{row['max_ns']:.0f}"
         print(f"{name:45} {row['median_ns']:10.0f} {spread:>17} {row['ratio_to_floor']:8.2f}")
     print(f"\nchain so far adds {added:.0f} ns per request over the bare floor (same-run medians)")
+    ten = results["Extraction + Router, 10 host/prefix rules"]["median_ns"]
+    many = results["Extraction + Router, 10,000 rules"]["median_ns"]
+    print(f"Router with 10,000 rules / with 10 rules: {many / ten:.3f} (same-run medians)")
     return 0
 
 

@@ -1,0 +1,36 @@
+"""Rule files shown in the docs and examples are loaded, so they cannot drift."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from graywsgi.config import load_rules, parse_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def yaml_blocks() -> list[tuple[str, str]]:
+    found = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for n, block in enumerate(re.findall(r"```yaml\n(.*?)```", page.read_text("utf-8"), re.S)):
+            found.append((f"{page.name}#{n}", block))
+    return found
+
+
+@pytest.mark.parametrize("name, block", [pytest.param(n, b, id=n) for n, b in yaml_blocks()])
+def test_yaml_examples_in_docs_load(name: str, block: str) -> None:
+    rules = parse_rules(block, filename=name + ".yaml")
+    assert rules.ruleset.clusters
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_rule_files_load(path: Path) -> None:
+    rules = load_rules(path)
+    assert rules.rules
+
+
+def test_docs_have_yaml_examples() -> None:
+    assert len(yaml_blocks()) >= 3
