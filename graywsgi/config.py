@@ -120,20 +120,52 @@ def parse_rules(raw: bytes | str, *, filename: str, format: str | None = None) -
             raise ConfigFileError(filename, [(None, (), f"not UTF-8: {exc}")]) from None
     else:
         text = raw
+    try:
+        return _check(text, filename, format)
+    except RecursionError:
+        raise ConfigFileError(filename, [(None, (), "nested too deeply")]) from None
+
+
+def _check(text: str, filename: str, format: str) -> CompiledRules:
     data, lines = _parse(text, filename, format)
     if not isinstance(data, dict):
         raise ConfigFileError(filename, [(1, (), "the top level must be a mapping (an object)")])
-    errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        problems = []
-        for error in errors[:20]:
-            location = tuple(error.absolute_path)
-            problems.append((_line_for(lines, location), location, _schema_message(error)))
+    problems = [
+        (_error_line(lines, error), tuple(error.absolute_path), _schema_message(error))
+        for error in _validator().iter_errors(data)
+    ]
+    if problems:
+        problems.sort(key=lambda p: (p[0] if p[0] is not None else 0, _path_key(p[1])))
+        if len(problems) > MAX_REPORTED:
+            left_out = len(problems) - MAX_REPORTED
+            problems = problems[:MAX_REPORTED] + [(None, (), f"... and {left_out} more problems")]
         raise ConfigFileError(filename, problems)
     try:
         return CompiledRules(RuleSet.from_dict(data))
     except RuleError as exc:
         raise ConfigFileError(filename, [(_line_for(lines, exc.location), exc.location, exc.reason)]) from None
+
+
+#: At most this many schema problems are listed; a last line counts the rest.
+MAX_REPORTED = 20
+
+
+def _path_key(location: _Location) -> tuple[tuple[int, int, str], ...]:
+    return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in location)
+
+
+def _error_line(lines: dict[_Location, int], error: jsonschema.ValidationError) -> int | None:
+    """The line of a schema error; for an unexpected key, that key's line."""
+    location = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        for key in error.instance:
+            if key not in allowed:
+                line = lines.get((*location, key))
+                if line is not None:
+                    return line
+                break
+    return _line_for(lines, location)
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -164,8 +196,15 @@ def _parse(text: str, filename: str, format: str) -> tuple[t.Any, dict[_Location
         except json.JSONDecodeError as exc:
             raise ConfigFileError(filename, [(exc.lineno, (), f"invalid JSON: {exc.msg} (column {exc.colno})")]) from None
         except _DuplicateKey as exc:
+            try:  # YAML's composer finds the duplicate's line
+                _yaml_lines(text.replace("\t", " "), filename, strict=True)
+            except ConfigFileError as located:
+                if "duplicate key" in str(located):
+                    raise located from None
             raise ConfigFileError(filename, [(None, (), f"duplicate key {exc.key!r}")]) from None
-        return data, _yaml_lines(text, filename, strict=False)
+        # Tabs are whitespace between JSON tokens and invalid inside strings,
+        # so spaces in their place keep every line where it is.
+        return data, _yaml_lines(text.replace("\t", " "), filename, strict=False)
     if format == "yaml":
         lines = _yaml_lines(text, filename, strict=True)
         try:

@@ -273,6 +273,8 @@ class RuleSet:
             "key": _drop_none({"from": self.key.source, "name": self.key.name}),
             "rules": [_rule_to_dict(rule) for rule in self.rules],
         }
+        if self.colors is DEFAULT_COLORS:
+            del out["colors"]  # the defaults apply only where their clusters exist
         if self.fallback_key is not None:
             out["fallback_key"] = _drop_none(
                 {"from": self.fallback_key.source, "name": self.fallback_key.name}
@@ -312,7 +314,7 @@ def _rule_from_dict(data: t.Mapping[str, t.Any]) -> Rule:
         cookies=tuple(_condition_from_dict(c) for c in match.get("cookies", ())),
         api_version=match.get("api_version"),
         when=match.get("when"),
-        factors=_frozen(data.get("factors", {})),
+        factors=_frozen({k: float(v) for k, v in data.get("factors", {}).items()}),
         versions=tuple(
             VersionRoute(
                 cluster=v["cluster"],
