@@ -8,6 +8,10 @@ from werkzeug.wrappers import Request, Response
 
 from graywsgi.context import ENVIRON_KEY, GrayContext, get_current
 
+# Apps served by real servers in the tests; importing them needs their
+# environment (--doctest-modules would import every module here).
+collect_ignore = ["apps"]
+
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
