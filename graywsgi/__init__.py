@@ -26,6 +26,7 @@ from graywsgi.context import (
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
 from graywsgi.extraction import Extraction
 from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.proxy import UpstreamProxy
 from graywsgi.router import Router
 from graywsgi.rules import RuleSet
 from graywsgi.split import CanarySplit
@@ -50,6 +51,7 @@ __all__ = [
     "RuleSet",
     "Source",
     "TrustPolicy",
+    "UpstreamProxy",
     "Version",
     "VersionContext",
     "VersionRange",
