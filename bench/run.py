@@ -8,8 +8,8 @@ Run from the repository root::
 Method: one WSGI environ is built per case; each call gets a fresh shallow
 copy, the response iterable is consumed and closed. Loop counts are
 calibrated so one repetition takes about ``--target`` seconds; each case is
-repeated ``--repeat`` times and the median and spread (min-max) reported in
-ns per request, plus the ratio of medians against the bare WSGI floor
+repeated ``--repeat`` times, round-robin over the cases, and the median and
+spread (min-max) reported in ns per request, plus the ratio of medians against the bare WSGI floor
 measured in the same run. The machines are shared and noisy: compare ratios
 from one run, never absolute times across runs.
 """
@@ -144,10 +144,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     if args.quick:
         args.repeat, args.target = 3, 0.02
     environ = gray_environ()
+    apps = cases()
+    loops_for = {name: calibrate(app, environ, args.target) for name, app in apps.items()}
+    # Repetitions go round-robin over the cases, so a noisy moment on the
+    # shared machine hits every case alike and same-run ratios stay fair.
+    samples_for: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(args.repeat):
+        for name, app in apps.items():
+            loops = loops_for[name]
+            samples_for[name].append(run_once(app, environ, loops) / loops * 1e9)
     results: dict[str, dict[str, float]] = {}
-    for name, app in cases().items():
-        loops = calibrate(app, environ, args.target)
-        samples = [run_once(app, environ, loops) / loops * 1e9 for _ in range(args.repeat)]
+    for name, samples in samples_for.items():
+        loops = loops_for[name]
         results[name] = {
             "median_ns": statistics.median(samples),
             "min_ns": min(samples),
