@@ -53,6 +53,15 @@ honoured only when :class:`~graywsgi.extraction.Extraction` runs with a
 :class:`~graywsgi.trust.TrustPolicy` that vouched for the request (trusted
 network or valid signature); otherwise it is ignored.
 
+Breakers and rollback
+---------------------
+
+With ``guard=`` a :class:`~graywsgi.guard.Guard`, every request bound for a
+canary route (any cluster but the default) is checked against the shared
+kill switch and the route's sliding-window breaker first, and rerouted to
+the default cluster while either says no; its outcome feeds the breaker.
+See :mod:`graywsgi.guard`.
+
 Failing open
 ------------
 
@@ -68,9 +77,11 @@ import math
 import threading
 import typing as t
 
+from graywsgi.breaker import Admission
 from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction import Extraction
+from graywsgi.guard import Guard
 from graywsgi.routing import CompiledRules, Decision, RequestFacts
 from graywsgi.store import RuleStore, as_store
 
@@ -110,6 +121,8 @@ class Router:
     :param rules: a rule set, a store, or a rule file path.
     :param apps: cluster name -> WSGI app, for dispatch.
     :param proxy_timeout: read timeout in seconds for proxied requests.
+    :param guard: breakers, kill switch and lossless reroute for the canary
+        routes (:class:`graywsgi.guard.Guard`); none by default.
     """
 
     def __init__(
@@ -119,8 +132,12 @@ class Router:
         *,
         apps: t.Mapping[str, WSGIApplication] | None = None,
         proxy_timeout: float = 30.0,
+        guard: Guard | None = None,
     ) -> None:
         self.app = app
+        if guard is not None and not isinstance(guard, Guard):
+            raise ConfigurationError(f"guard must be a graywsgi.guard.Guard, got {guard!r}")
+        self.guard = guard
         self.store = as_store(rules)
         self.apps = dict(apps or {})
         for name, target in self.apps.items():
@@ -149,6 +166,47 @@ class Router:
             decision = Decision(ruleset.default_cluster, rules.default_group, None, "error")
         if decision is None:
             return problem_response(start_response, 404, "No route matches this request.")
+        guard = self.guard
+        default = rules.ruleset.default_cluster
+        if guard is None:
+            self._record(environ, context, rules, decision)
+            return self._target(rules, decision.route)(environ, start_response)
+        if decision.route == default:
+            self._record(environ, context, rules, decision)
+            return guard.record_baseline(self._target(rules, default), environ, start_response)
+        try:
+            admission, why = guard.admit(decision.route)
+        except Exception:
+            logger.exception("graywsgi guard failed; sending the request to the default cluster")
+            admission, why = Admission.REJECT, "guard error"
+        if admission is Admission.REJECT:
+            if guard.refuse_when_open:
+                seconds = max(1, math.ceil(guard.retry_after(decision.route)))
+                return problem_response(
+                    start_response,
+                    503,
+                    f"The {decision.route} release is not taking traffic ({why}).",
+                    headers=[("Retry-After", str(seconds))],
+                )
+            decision = Decision(default, rules.default_group, decision.rule, f"rerouted: {why}")
+            self._record(environ, context, rules, decision)
+            return guard.record_baseline(self._target(rules, default), environ, start_response)
+        original = dict(environ)
+        canary = decision
+
+        def serve_from_default() -> t.Iterable[bytes]:
+            retried = Decision(default, rules.default_group, canary.rule, "retried on the default cluster")
+            self._record(original, context, rules, retried)
+            return self._target(rules, default)(original, start_response)
+
+        self._record(environ, context, rules, decision)
+        return guard.serve(
+            decision.route, admission, self._target(rules, decision.route), serve_from_default, environ, start_response
+        )
+
+    @staticmethod
+    def _record(environ: WSGIEnvironment, context: GrayContext, rules: CompiledRules, decision: Decision) -> None:
+        """Put the decision in the context and the environ."""
         replace(
             environ,
             context._replace(route=decision.route, group=decision.group, rules_version=rules.version_id),
@@ -159,7 +217,18 @@ class Router:
         else:
             environ.pop("HTTP_X_GROUP", None)
         environ[DECISION_KEY] = decision
-        return self._target(rules, decision.route)(environ, start_response)
+
+    def status(self) -> dict[str, t.Any]:
+        """The rules in force and, with a guard, the kill switch and breakers."""
+        rules = self.store.current()
+        out: dict[str, t.Any] = {
+            "rules_version": rules.version_id,
+            "default_cluster": rules.ruleset.default_cluster,
+            "clusters": sorted(rules.ruleset.clusters),
+        }
+        if self.guard is not None:
+            out.update(self.guard.status())
+        return out
 
     def _target(self, rules: CompiledRules, route: str) -> WSGIApplication:
         target = self.apps.get(route)

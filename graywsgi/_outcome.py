@@ -1,0 +1,163 @@
+"""Watch a WSGI call: its status, whether it raised, when it was closed."""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["observe", "attempt", "Attempt", "status_code"]
+
+OnDone = t.Callable[[t.Optional[int], bool], None]
+
+
+def status_code(status: str) -> int | None:
+    """``"503 Service Unavailable"`` -> 503; ``None`` if malformed."""
+    head = status[:3]
+    return int(head) if head.isdigit() else None
+
+
+class _Observed:
+    """A response iterable that reports (status, raised) once, at close."""
+
+    __slots__ = ("_iterable", "_iterator", "_status", "_on_done", "_raised", "_done", "_first")
+
+    def __init__(
+        self,
+        iterable: t.Iterable[bytes],
+        status: list[int | None],
+        on_done: OnDone,
+        first: list[bytes] | None = None,
+    ) -> None:
+        self._iterable = iterable
+        self._iterator: t.Iterator[bytes] | None = None
+        self._status = status
+        self._on_done = on_done
+        self._raised = False
+        self._done = False
+        self._first = first
+
+    def __iter__(self) -> _Observed:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._first:
+            return self._first.pop()
+        if self._iterator is None:
+            self._iterator = iter(self._iterable)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            raise
+        except BaseException:
+            self._raised = True
+            raise
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_done(self._status[0], self._raised)
+
+
+def observe(
+    app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse, on_done: OnDone
+) -> t.Iterable[bytes]:
+    """Call ``app``; report its status and whether it raised when the response closes."""
+    status: list[int | None] = [None]
+
+    def capture(
+        status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        status[0] = status_code(status_line)
+        return start_response(status_line, headers, exc_info)
+
+    try:
+        iterable = app(environ, capture)
+    except BaseException:
+        on_done(status[0], True)
+        raise
+    return _Observed(iterable, status, on_done)
+
+
+class Attempt(t.NamedTuple):
+    """What :func:`attempt` found: a committed response, or a failure to retry."""
+
+    response: t.Iterable[bytes] | None  #: committed (``None`` when failed)
+    status: int | None  #: the status the app chose
+    raised: bool  #: the app raised before its status was known
+
+
+def attempt(
+    app: WSGIApplication,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    on_done: OnDone,
+    *,
+    failed: t.Callable[[int | None], bool],
+) -> Attempt:
+    """Call ``app`` but hold its status back until it is known.
+
+    If the app raises before its status is known, or chooses a status for
+    which ``failed(status)`` is true, nothing has reached the client: the
+    app's response is closed and an :class:`Attempt` with ``response=None``
+    comes back, so the caller can serve the request elsewhere. Otherwise the
+    status is passed on and the response is returned, observed as by
+    :func:`observe`. An app that uses the legacy ``write()`` callable
+    commits its status at once and is never retried.
+    """
+    held: dict[str, t.Any] = {}
+    status: list[int | None] = [None]
+
+    def commit() -> t.Callable[[bytes], object]:
+        if "write" not in held:
+            held["write"] = start_response(held["status"], held["headers"], held.get("exc_info"))
+        return t.cast(t.Callable[[bytes], object], held["write"])
+
+    def hold(
+        status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        if "write" in held:  # status already sent: let the server decide (re-raises exc_info)
+            return start_response(status_line, headers, exc_info)
+        held.update(status=status_line, headers=headers, exc_info=exc_info)
+        status[0] = status_code(status_line)
+
+        def write(data: bytes) -> object:
+            return commit()(data)
+
+        return write
+
+    try:
+        iterable = app(environ, hold)
+    except Exception:
+        if "write" in held:
+            raise
+        return Attempt(None, status[0], True)
+    first: list[bytes] = []
+    if "status" not in held:  # some apps call start_response on the first chunk
+        try:
+            for chunk in iterable:
+                first.append(chunk)
+                break
+        except Exception:
+            _close(iterable)
+            if "write" in held:
+                raise
+            return Attempt(None, status[0], True)
+    if "status" not in held or ("write" not in held and failed(status[0])):
+        _close(iterable)
+        return Attempt(None, status[0], "status" not in held)
+    commit()
+    return Attempt(_Observed(iterable, status, on_done, first), status[0], False)
+
+
+def _close(iterable: t.Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()

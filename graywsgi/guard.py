@@ -1,0 +1,267 @@
+"""
+Guard: breakers, kill switch and lossless reroute
+=================================================
+
+:class:`Guard` is what :class:`~graywsgi.router.Router` consults before it
+sends a request to a canary route (any route but the default cluster), and
+what it tells how the request went.
+
+.. code-block:: python
+
+    from graywsgi import Extraction, Router
+    from graywsgi.breaker import BreakerPolicy
+    from graywsgi.guard import Guard
+    from graywsgi.state import FileStateStore
+
+    guard = Guard(policy=BreakerPolicy(error_rate=0.35, min_requests=20),
+                  state=FileStateStore("/run/myapp/graywsgi-state.json"))
+    app.wsgi_app = Extraction(Router(app.wsgi_app, "rules.yaml", guard=guard))
+
+For each canary-bound request:
+
+1. **Kill switch.** If the shared state says *rolled back*, the canary share
+   is 0: the request is rerouted to the default cluster.
+2. **Breaker.** The route's :class:`~graywsgi.breaker.RouteBreaker`
+   (created on first use) admits it, or -- open, or half-open with its
+   probes handed out -- the request is rerouted to the default cluster.
+   With ``refuse_when_open=True`` (opt-in) rerouted requests are answered
+   503 with ``Retry-After`` and problem+json instead.
+3. **Outcome.** When the response is closed, the breaker records it: an
+   *error* is, by default, a 5xx status or an exception raised by the app
+   before or during iteration (``is_error`` changes that); a *slow* call is
+   one longer than the policy's ``slow_call_seconds``, measured until the
+   response is closed. Requests to the default cluster feed the baseline
+   window that ``relative_margin`` compares with.
+4. **Lossless reroute.** With ``retry_on_stable=True`` (the default) an
+   idempotent request without a body (GET, HEAD, OPTIONS) that the canary
+   fails *before its status reaches the client* -- it raised, or chose an
+   error status -- is served again by the default cluster: the client sees
+   stable's answer, the breaker sees the canary's failure.
+
+Shared state
+------------
+
+A trip in one worker is written to the :mod:`graywsgi.state` store, and
+every other worker adopts it on its next request after the store's
+``check_interval`` -- the trip alert (listeners' ``on_trip``, the log
+record, the metric) fires only in the worker that tripped. A route whose
+breaker closes again after healthy probes is written back as closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing as t
+
+from graywsgi._outcome import attempt, observe
+from graywsgi.breaker import Admission, BreakerListener, BreakerPolicy, BreakerState, RouteBreaker
+from graywsgi.errors import ConfigurationError
+from graywsgi.state import MemoryStateStore, RouteState, StateStore
+from graywsgi.window import SlidingWindow, WindowTotals
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["Guard", "StatsdAlert", "default_is_error", "IDEMPOTENT_METHODS"]
+
+logger = logging.getLogger("graywsgi.guard")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SHARED = "shared: "
+
+
+def default_is_error(status: int | None, raised: bool) -> bool:
+    """A 5xx status, or an exception from the app, is an error."""
+    return raised or status is None or status >= 500
+
+
+class _ShareState(BreakerListener):
+    """Writes this process's trips and recoveries to the shared store."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def on_state_change(self, route: str, old: BreakerState, new: BreakerState, reason: str) -> None:
+        if reason.startswith(_SHARED):
+            return  # adopted from the store: nothing to write back
+        if new is BreakerState.OPEN:
+            self.store.set_route(route, True, reason)
+        elif new is BreakerState.CLOSED:
+            self.store.set_route(route, False, reason)
+
+
+class StatsdAlert(BreakerListener):
+    """Count trips in statsd: ``<prefix>.breaker.trip.<route>`` (+1 per trip).
+
+    :param client: a ``statsd.StatsClient`` (or anything with ``incr``).
+    :param prefix: metric name prefix.
+    """
+
+    def __init__(self, client: t.Any, prefix: str = "graywsgi") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in route)
+        self.client.incr(f"{self.prefix}.breaker.trip.{safe}")
+
+
+class Guard:
+    """Breakers for the canary routes, the shared kill switch, lossless reroute.
+
+    :param policy: the breaker policy for every canary route.
+    :param state: the shared rollout state (kill switch, breaker states); a
+        :class:`~graywsgi.state.MemoryStateStore` (this process only) if
+        omitted.
+    :param listeners: breaker listeners (alerts): ``on_trip`` fires once per
+        trip, in the worker that tripped.
+    :param refuse_when_open: answer 503 instead of rerouting to stable.
+    :param retry_on_stable: serve failed idempotent canary requests again
+        from the default cluster (see above).
+    :param is_error: ``is_error(status, raised)`` -> whether an outcome is
+        an error.
+    :param clock: a monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: BreakerPolicy = BreakerPolicy(),
+        state: StateStore | None = None,
+        listeners: t.Sequence[BreakerListener] = (),
+        refuse_when_open: bool = False,
+        retry_on_stable: bool = True,
+        is_error: t.Callable[[int | None, bool], bool] = default_is_error,
+        clock: t.Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not isinstance(policy, BreakerPolicy):
+            raise ConfigurationError(f"policy must be a BreakerPolicy, got {policy!r}")
+        if state is not None and not isinstance(state, StateStore):
+            raise ConfigurationError(f"state must be a graywsgi.state.StateStore, got {state!r}")
+        if not callable(is_error):
+            raise ConfigurationError("is_error must be callable")
+        self.policy = policy
+        self.state = state if state is not None else MemoryStateStore()
+        self.refuse_when_open = refuse_when_open
+        self.retry_on_stable = retry_on_stable
+        self.is_error = is_error
+        self._clock = clock
+        self._listeners = (_ShareState(self.state), *listeners)
+        self.baseline = SlidingWindow(policy.window_buckets, 1.0, clock)
+        self._breakers: dict[str, RouteBreaker] = {}
+        self._synced: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def breaker(self, route: str) -> RouteBreaker:
+        """The breaker of ``route``, created on first use."""
+        breaker = self._breakers.get(route)
+        if breaker is None:
+            with self._lock:
+                breaker = self._breakers.get(route)
+                if breaker is None:
+                    breaker = RouteBreaker(
+                        route,
+                        self.policy,
+                        baseline=self.baseline,
+                        listeners=self._listeners,
+                        clock=self._clock,
+                    )
+                    self._breakers[route] = breaker
+        return breaker
+
+    def admit(self, route: str) -> tuple[Admission, str]:
+        """Whether a request may go to canary ``route``, and why not."""
+        state = self.state.current()
+        if state.killed:
+            return Admission.REJECT, "rolled back"
+        breaker = self.breaker(route)
+        shared = state.routes.get(route)
+        if shared is not None and self._synced.get(route) != shared.since:
+            self._adopt(breaker, shared)
+        admission = breaker.admit()
+        if admission is Admission.REJECT:
+            return admission, f"breaker {breaker.state.value}"
+        return admission, ""
+
+    def _adopt(self, breaker: RouteBreaker, shared: RouteState) -> None:
+        self._synced[breaker.route] = shared.since
+        reason = _SHARED + shared.reason
+        if shared.open and breaker.state is BreakerState.CLOSED:
+            age = max(0.0, time.time() - shared.since)
+            breaker.apply_state(BreakerState.OPEN, self._clock() - age, reason)
+        elif not shared.open and breaker.state is not BreakerState.CLOSED:
+            breaker.apply_state(BreakerState.CLOSED, None, reason)
+
+    def retry_after(self, route: str) -> float:
+        """Seconds until the route's breaker lets probes through."""
+        return self.breaker(route).retry_after()
+
+    def serve(
+        self,
+        route: str,
+        admission: Admission,
+        target: WSGIApplication,
+        fallback: t.Callable[[], t.Iterable[bytes]],
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> t.Iterable[bytes]:
+        """Serve an admitted canary request and record its outcome.
+
+        :param fallback: serves the request from the default cluster, for a
+            lossless retry (see the module docs).
+        """
+        breaker = self.breaker(route)
+        started = self._clock()
+
+        def done(status: int | None, raised: bool) -> None:
+            breaker.record(
+                admission,
+                error=self.is_error(status, raised),
+                slow=self.policy.is_slow(self._clock() - started),
+            )
+
+        if not (self.retry_on_stable and _retryable(environ)):
+            return observe(target, environ, start_response, done)
+        outcome = attempt(
+            target, environ, start_response, done, failed=lambda status: self.is_error(status, False)
+        )
+        if outcome.response is not None:
+            return outcome.response
+        done(outcome.status, outcome.raised)
+        logger.info("graywsgi: %s failed (%s); served from the default cluster", route,
+                    "raised" if outcome.raised else outcome.status)
+        return fallback()
+
+    def record_baseline(self, target: WSGIApplication, environ: WSGIEnvironment,
+                        start_response: StartResponse) -> t.Iterable[bytes]:
+        """Serve a default-cluster request, feeding the baseline window."""
+        started = self._clock()
+
+        def done(status: int | None, raised: bool) -> None:
+            self.baseline.record(
+                error=self.is_error(status, raised), slow=self.policy.is_slow(self._clock() - started)
+            )
+
+        return observe(target, environ, start_response, done)
+
+    def status(self) -> dict[str, t.Any]:
+        """The kill switch and every breaker, JSON-serialisable."""
+        state = self.state.current()
+        return {
+            "killed": state.killed,
+            "reason": state.reason,
+            "revision": state.revision,
+            "breakers": {route: breaker.snapshot() for route, breaker in sorted(self._breakers.items())},
+            "baseline": self.baseline.totals()._asdict(),
+        }
+
+
+def _retryable(environ: WSGIEnvironment) -> bool:
+    if environ.get("REQUEST_METHOD", "GET") not in IDEMPOTENT_METHODS:
+        return False
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        return False
+    length = environ.get("CONTENT_LENGTH")
+    return not length or length == "0"
