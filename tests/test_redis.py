@@ -1,0 +1,163 @@
+"""Redis stores against the real Redis on 127.0.0.1:6379.
+
+Skipped, with the reason, only when no Redis answers and CI is unset; in CI
+a missing Redis is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import typing as t
+import uuid
+
+import pytest
+
+from graywsgi.breaker import BreakerPolicy, BreakerState
+from graywsgi.errors import ConfigurationError
+from graywsgi.guard import Guard
+from graywsgi.redis_store import RedisRuleStore, RedisStateStore
+from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_client() -> t.Any:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        client.close()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs Redis on 127.0.0.1:6379: {exc}")
+        pytest.skip(f"no Redis on 127.0.0.1:6379 ({exc}); CI is unset")
+    return client
+
+
+@pytest.fixture
+def key() -> t.Iterator[str]:
+    client = redis_client()
+    name = f"graywsgi-test:{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        client.delete(name)
+        client.close()
+
+
+RULES_V1 = RuleSet(id="r1", clusters={"stable": Cluster(), "canary": Cluster()})
+RULES_V2 = RuleSet(
+    id="r2",
+    clusters={"stable": Cluster(), "canary": Cluster()},
+    rules=(Rule(name="all", split=(Backend("canary", 100),)),),
+)
+
+
+def test_rollback_reaches_another_host(key: str) -> None:
+    host_a = RedisStateStore(REDIS_URL, key=key, check_interval=0)
+    host_b = RedisStateStore(REDIS_URL, key=key, check_interval=0)
+    assert not host_b.current().killed
+    host_a.rollback("bad deploy")
+    state = host_b.current()
+    assert state.killed and state.reason == "bad deploy" and state.revision == 1
+    host_b.resume()
+    assert not host_a.current().killed and host_a.current().revision == 2
+
+
+def test_concurrent_writers_lose_no_update(key: str) -> None:
+    import threading
+
+    stores = [RedisStateStore(REDIS_URL, key=key, check_interval=0) for _ in range(4)]
+
+    def flip(store: RedisStateStore, n: int) -> None:
+        for i in range(10):
+            store.set_route(f"route-{n}", i % 2 == 0, f"write {i}")
+
+    threads = [threading.Thread(target=flip, args=(s, n)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    final = stores[0].current()
+    assert final.revision == 40  # every read-modify-write counted once
+    assert set(final.routes) == {"route-0", "route-1", "route-2", "route-3"}
+
+
+def test_breaker_trip_shared_between_hosts(key: str) -> None:
+    clock = [0.0]
+    policy = BreakerPolicy(min_requests=2, error_rate=0.4)
+    a = Guard(policy=policy, state=RedisStateStore(REDIS_URL, key=key, check_interval=0), clock=lambda: clock[0])
+    b = Guard(policy=policy, state=RedisStateStore(REDIS_URL, key=key, check_interval=0), clock=lambda: clock[0])
+    breaker = a.breaker("canary")
+    for _ in range(2):
+        breaker.record(breaker.admit(), error=True, slow=False)
+    assert breaker.state is BreakerState.OPEN
+    admission, why = b.admit("canary")
+    assert why == "breaker open" and b.breaker("canary").state is BreakerState.OPEN
+
+
+def test_rule_store_publish_and_follow(key: str) -> None:
+    writer = RedisRuleStore(REDIS_URL, initial=RULES_V1, key=key, check_interval=0)
+    reader = RedisRuleStore(REDIS_URL, initial=RULES_V1, key=key, check_interval=0)
+    assert reader.current().version_id == "r1"
+    writer.publish(RULES_V2)
+    assert reader.current().version_id == "r2"
+    with pytest.raises(ConfigurationError):
+        writer.publish(RuleSet(clusters={"stable": Cluster()}, default_cluster="nope"))
+    assert reader.current().version_id == "r2"
+
+
+def test_invalid_rules_in_redis_keep_last_good(key: str, caplog: pytest.LogCaptureFixture) -> None:
+    client = redis_client()
+    store = RedisRuleStore(REDIS_URL, initial=RULES_V1, key=key, check_interval=0)
+    client.set(key, json.dumps({"clusters": {"stable": {}}, "rules": [{"name": "x", "mode": "bogus"}]}))
+    with caplog.at_level(logging.ERROR, logger="graywsgi.redis"):
+        for _ in range(3):
+            assert store.current().version_id == "r1"
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "$.rules[0].mode" in errors[0].getMessage()
+    client.close()
+
+
+def test_unreachable_redis_keeps_last_state_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    # A listener that never answers: connects succeed, reads time out.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        store = RedisStateStore(url, check_interval=0, timeout=0.05)
+        with caplog.at_level(logging.ERROR, logger="graywsgi.redis"):
+            started = time.monotonic()
+            for _ in range(3):
+                assert store.current().killed is False
+            elapsed = time.monotonic() - started
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "unreachable" in errors[0].getMessage()
+    assert elapsed < 3  # three reads, each bounded by the 50 ms timeout (generous for a loaded machine)
+
+
+def test_stores_open_no_connection_until_used() -> None:
+    before = {fd for fd in os.listdir("/proc/self/fd")}
+    RedisStateStore(REDIS_URL)
+    RedisRuleStore(REDIS_URL, initial=RULES_V1)
+    after = {fd for fd in os.listdir("/proc/self/fd")}
+    sockets = [fd for fd in after - before if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")]
+    assert sockets == []
+
+
+@pytest.mark.parametrize(
+    "url, kwargs, fragment",
+    [
+        pytest.param("http://127.0.0.1:6379", {}, "not a Redis URL", id="wrong scheme"),
+        pytest.param(REDIS_URL, {"timeout": 0}, "timeout", id="zero timeout"),
+        pytest.param(REDIS_URL, {"check_interval": -1}, "check_interval", id="negative interval"),
+    ],
+)
+def test_bad_options(url: str, kwargs: dict[str, t.Any], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        RedisStateStore(url, **kwargs)
