@@ -312,6 +312,14 @@ class CompiledRules:
         if not clusters:
             raise RuleError(("clusters",), "at least one cluster is required")
         self._check_cluster(ruleset.default_cluster, ("default_cluster",))
+        for name, cluster in clusters.items():
+            if cluster.upstream is not None:
+                from graywsgi.proxy import UpstreamProxy  # checks the URL; opens nothing
+
+                try:
+                    UpstreamProxy(cluster.upstream)
+                except ConfigurationError as exc:
+                    raise RuleError(("clusters", name, "upstream"), str(exc)) from None
         if ruleset.no_match not in ("default", "404"):
             raise RuleError(("no_match",), f"must be 'default' or '404', got {ruleset.no_match!r}")
         self._check_key(ruleset.key, ("key",))

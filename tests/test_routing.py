@@ -436,3 +436,9 @@ def test_rule_errors_name_their_location(ruleset: RuleSet, location: tuple[t.Any
 def test_decide_for_helper() -> None:
     rules = compiled(Rule(name="r", split=(Backend("canary", 15),)))
     assert rules.decide_for(gray_id="user-1").route == "canary"  # type: ignore[union-attr]
+
+
+def test_bad_upstream_url_is_a_rule_error() -> None:
+    with pytest.raises(RuleError) as excinfo:
+        CompiledRules(RuleSet(clusters={"stable": Cluster(upstream="http://127.0.0.1:99999")}))
+    assert excinfo.value.location == ("clusters", "stable", "upstream")
