@@ -312,12 +312,12 @@ class CompiledRules:
         if not clusters:
             raise RuleError(("clusters",), "at least one cluster is required")
         self._check_cluster(ruleset.default_cluster, ("default_cluster",))
-        for name, cluster in clusters.items():
-            if cluster.upstream is not None:
+        for name, spec in clusters.items():
+            if spec.upstream is not None:
                 from graywsgi.proxy import UpstreamProxy  # checks the URL; opens nothing
 
                 try:
-                    UpstreamProxy(cluster.upstream)
+                    UpstreamProxy(spec.upstream)
                 except ConfigurationError as exc:
                     raise RuleError(("clusters", name, "upstream"), str(exc)) from None
         if ruleset.no_match not in ("default", "404"):
