@@ -8,6 +8,15 @@ Command line
 
     graywsgi --version
     graywsgi demo [--port PORT] [--percent P]
+    graywsgi rollback --state LOCATION [--reason TEXT]
+    graywsgi resume --state LOCATION [--reason TEXT]
+    graywsgi state --state LOCATION [--json]
+
+``LOCATION`` is the shared rollout state the workers read
+(:mod:`graywsgi.state`): a file path, or ``redis://host:port/db#key``.
+``rollback`` sets the kill switch -- every canary share becomes 0 on every
+worker that reads that state, within its ``check_interval`` -- and
+``resume`` clears it.
 
 Exit codes: 0 success; 1 the command ran and failed (for example the port
 is taken); 2 the command line is wrong.
@@ -63,7 +72,54 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--percent", type=_percent, default=15.0, help="share of users on canary, 0-100 (default 15)"
     )
+    for name, help_text in (
+        ("rollback", "set the kill switch: every canary share becomes 0, on every worker"),
+        ("resume", "clear the kill switch: configured shares apply again"),
+        ("state", "show the shared rollout state: kill switch and breakers"),
+    ):
+        command = commands.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        command.add_argument(
+            "--state", required=True, metavar="LOCATION",
+            help="the state the workers read: a file path or redis://host:port/db#key",
+        )
+        if name == "state":
+            command.add_argument("--json", action="store_true", help="print JSON")
+        else:
+            command.add_argument("--reason", default=f"manual {name} from the command line",
+                                 help="why (kept in the state and logged by every worker)")
     return parser
+
+
+def _run_state_command(args: argparse.Namespace) -> int:
+    import logging
+
+    from graywsgi.errors import GrayError
+    from graywsgi.state import open_state_store
+
+    # The workers log what they see; here the printed result says it all.
+    logging.getLogger("graywsgi").setLevel(logging.CRITICAL)
+    try:
+        store = open_state_store(args.state, check_interval=0, timeout=2.0)
+        if args.command == "rollback":
+            state = store.rollback(args.reason)
+        elif args.command == "resume":
+            state = store.resume(args.reason)
+        else:
+            state = store.fetch()
+    except (GrayError, OSError) as exc:
+        print(f"graywsgi {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. Redis unreachable while writing
+        print(f"graywsgi {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        print(state.to_json())
+        return 0
+    print(f"kill switch: {'SET (canary shares are 0)' if state.killed else 'clear'}"
+          f"{f' -- {state.reason}' if state.reason else ''} (revision {state.revision})")
+    for route, route_state in sorted(state.routes.items()):
+        print(f"breaker {route}: {'open' if route_state.open else 'closed'} -- {route_state.reason}")
+    return 0
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
@@ -73,6 +129,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         from graywsgi.demo import serve
 
         return serve(port=args.port, percent=args.percent)
+    if args.command in ("rollback", "resume", "state"):
+        return _run_state_command(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
 
 

@@ -134,6 +134,9 @@ class GrayContext(t.NamedTuple):
     :param group: the A/B group, when a split assigns one.
     :param rules_version: the version id of the rule set that decided the
         route (set by :class:`graywsgi.router.Router`).
+    :param route_reason: why this route (``color``, ``version``, ``weight``,
+        ``default``, ``no_match``, ``rerouted: breaker open``, ``rerouted:
+        rolled back``, ``retried on the default cluster``).
     :param degrade_level: how far extraction degraded.
     :param dropped: names of the identifiers that were invalid and dropped.
     :param sources: where each identifier present came from (a read-only
@@ -154,6 +157,7 @@ class GrayContext(t.NamedTuple):
     route: str | None = None
     group: str | None = None
     rules_version: str | None = None
+    route_reason: str | None = None
     degrade_level: DegradeLevel = DegradeLevel.NONE
     dropped: tuple[str, ...] = ()
     sources: t.Mapping[str, Source] = _EMPTY_SOURCES

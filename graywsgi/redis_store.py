@@ -159,6 +159,10 @@ class RedisStateStore(StateStore):
         self._raw = raw
         self._state = state
 
+    def fetch(self) -> RolloutState:
+        raw = _as_bytes(self._connection.client().get(self.key))
+        return RolloutState.from_json(raw) if raw else RolloutState()
+
     def _update(self, change: Change) -> RolloutState:
         import redis as redis_module
 

@@ -16,8 +16,10 @@ it.
 What it records
 ---------------
 
-- the context: ``current.route``, ``current.group`` and
-  ``current.rules_version`` (the version id of the rule set that decided);
+- the context: ``current.route``, ``current.group``,
+  ``current.rules_version`` (the version id of the rule set that decided)
+  and ``current.route_reason`` (why: ``weight``, ``rerouted: breaker
+  open``, ...);
 - the environ, for the layers and the application below: the request
   headers ``X-Route-To`` (``HTTP_X_ROUTE_TO``) and ``X-Group``
   (``HTTP_X_GROUP``; removed when there is no group), and the full
@@ -209,7 +211,12 @@ class Router:
         """Put the decision in the context and the environ."""
         replace(
             environ,
-            context._replace(route=decision.route, group=decision.group, rules_version=rules.version_id),
+            context._replace(
+                route=decision.route,
+                group=decision.group,
+                rules_version=rules.version_id,
+                route_reason=decision.reason,
+            ),
         )
         environ["HTTP_X_ROUTE_TO"] = decision.route
         if decision.group is not None:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from graywsgi.errors import ConfigurationError
 
 __all__ = [
+    "open_state_store",
     "RouteState",
     "RolloutState",
     "StateStore",
@@ -154,6 +155,14 @@ class StateStore:
     def _update(self, change: Change) -> RolloutState:
         raise NotImplementedError
 
+    def fetch(self) -> RolloutState:
+        """Read the state now, raising if the store cannot be read.
+
+        For tools (the CLI), which must not mistake an unreachable store for
+        a clear kill switch; requests use :meth:`current`, which never raises.
+        """
+        return self.current()
+
     def update(self, change: Change) -> RolloutState:
         """Apply ``change`` atomically (against other writers) and bump the revision."""
         return self._update(lambda state: replace(change(state), revision=state.revision + 1))
@@ -238,6 +247,15 @@ class FileStateStore(StateStore):
             self._lock.release()
         return self._state
 
+    def fetch(self) -> RolloutState:
+        try:
+            with open(self.path, "rb") as handle:
+                return RolloutState.from_json(handle.read())
+        except FileNotFoundError:
+            return RolloutState()
+        except ValueError as exc:
+            raise ConfigurationError(f"{self.path}: not a rollout state: {exc}") from None
+
     def _read_if_changed(self) -> None:
         try:
             stat = os.stat(self.path)
@@ -300,3 +318,22 @@ class FileStateStore(StateStore):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def open_state_store(location: str, *, check_interval: float = 0.05, timeout: float = 0.05) -> StateStore:
+    """A store from a location: a file path, or ``redis://host:port/db#key``.
+
+    :param timeout: Redis socket timeout (tools writing the state want more
+        than the request path's 50 ms).
+    :raises ConfigurationError: if the location cannot be used.
+    """
+    if location.startswith(("redis://", "rediss://", "unix://")):
+        from graywsgi.redis_store import RedisStateStore
+
+        url, _, key = location.partition("#")
+        return RedisStateStore(
+            url, key=key or "graywsgi:state", check_interval=check_interval, timeout=timeout
+        )
+    if "://" in location:
+        raise ConfigurationError(f"state location {location!r}: use a file path or redis://host:port/db#key")
+    return FileStateStore(location, check_interval=check_interval)

@@ -158,3 +158,56 @@ def test_demo_app_in_process() -> None:
     assert canary.json["served_by"] == "canary"
     degraded = client.get("/", headers={"X-Gray-ID": "x\x01", "X-Env": "\x01"}, buffered=True)
     assert degraded.json["degrade_level"] == "L2"
+
+
+def graywsgi(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graywsgi", *args], capture_output=True, text=True, timeout=DEMO_TIMEOUT
+    )
+
+
+def test_rollback_resume_and_state_on_a_file(tmp_path: "os.PathLike[str]") -> None:
+    from graywsgi.state import FileStateStore
+
+    location = os.path.join(tmp_path, "state.json")
+    worker_view = FileStateStore(location, check_interval=0)
+    result = graywsgi("rollback", "--state", location, "--reason", "error spike on canary")
+    assert result.returncode == 0, result.stderr
+    assert "kill switch: SET" in result.stdout and "error spike on canary" in result.stdout
+    assert worker_view.current().killed and worker_view.current().reason == "error spike on canary"
+    shown = graywsgi("state", "--state", location, "--json")
+    assert json.loads(shown.stdout)["killed"] is True
+    assert graywsgi("resume", "--state", location).returncode == 0
+    assert not worker_view.current().killed
+
+
+def test_state_commands_on_redis() -> None:
+    import uuid
+
+    from .test_redis import REDIS_URL, redis_client
+
+    client = redis_client()
+    key = f"graywsgi-test:{uuid.uuid4().hex}"
+    try:
+        location = f"{REDIS_URL}#{key}"
+        assert graywsgi("rollback", "--state", location).returncode == 0
+        assert json.loads(client.get(key))["killed"] is True
+        assert "kill switch: SET" in graywsgi("state", "--state", location).stdout
+    finally:
+        client.delete(key)
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "location, fragment",
+    [
+        pytest.param("redis://127.0.0.1:1/0", "ConnectionError", id="Redis unreachable"),
+        pytest.param("/nonexistent-dir/state.json", "does not exist", id="missing directory"),
+        pytest.param("http://example/state", "use a file path or redis", id="unknown scheme"),
+    ],
+)
+def test_state_commands_fail_loudly(location: str, fragment: str) -> None:
+    result = graywsgi("state", "--state", location)
+    assert result.returncode == 1
+    assert fragment in result.stderr
+    assert result.stdout == ""

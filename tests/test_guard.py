@@ -57,13 +57,15 @@ class Canary:
 
             return body()
         status = 500 if self.mode == "500" else 200
-        return Response(json.dumps({"served_by": "canary", "route": current.route}), status=status)(
+        body = {"served_by": "canary", "route": current.route, "reason": current.route_reason}
+        return Response(json.dumps(body), status=status)(
             environ, start_response
         )
 
 
 def stable(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-    body = {"served_by": "stable", "route": current.route, "reason": environ["graywsgi.decision"].reason}
+    body = {"served_by": "stable", "route": current.route, "reason": current.route_reason}
+    assert current.route_reason == environ["graywsgi.decision"].reason
     return Response(json.dumps(body))(environ, start_response)
 
 
@@ -106,6 +108,18 @@ def test_failing_canary_trips_and_clients_see_only_stable_200s(caplog: pytest.Lo
     assert calls_at_trip == 3 + 4  # 4 errors of 7 = 57 % > 50 % trips; no canary call after that
     assert alerts.trips == [("canary", alerts.trips[0][1])]  # once per trip
     assert "canary" in caplog.text
+
+
+def test_reason_in_context() -> None:
+    canary = Canary()
+    clock = Clock()
+    guard = Guard(policy=POLICY, clock=clock)
+    client = build(guard, canary)
+    assert json.loads(client.get("/", headers={"X-Gray-ID": "u"}).data)["reason"] == "weight"
+    canary.mode = "500"
+    assert json.loads(client.get("/", headers={"X-Gray-ID": "u"}).data)["reason"] == "retried on the default cluster"
+    hit(client, n=5)
+    assert json.loads(client.get("/", headers={"X-Gray-ID": "u"}).data)["reason"] == "rerouted: breaker open"
 
 
 def test_non_idempotent_requests_are_not_retried() -> None:
