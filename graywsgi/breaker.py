@@ -335,6 +335,9 @@ class RouteBreaker:
     :param listeners: :class:`BreakerListener` instances to notify.
     :param clock: a monotonic clock in seconds (injectable for tests); the
         window uses it too.
+    :param window: the window to count in, instead of a new
+        :class:`SlidingWindow` (e.g. a fleet-wide
+        :class:`graywsgi.redis_store.RedisFleetWindow`).
     :raises ConfigurationError: on an empty route name, a relative policy
         without a baseline, or a listener that is not a
         :class:`BreakerListener`.
@@ -348,6 +351,7 @@ class RouteBreaker:
         baseline: SlidingWindow | None = None,
         listeners: t.Sequence[BreakerListener] = (),
         clock: t.Callable[[], float] = time.monotonic,
+        window: SlidingWindow | None = None,
     ) -> None:
         if not isinstance(route, str) or not route:
             raise ConfigurationError(f"route must be a non-empty string, got {route!r}")
@@ -365,7 +369,9 @@ class RouteBreaker:
         self.route = route
         self.policy = policy
         self.baseline = baseline
-        self.window = SlidingWindow(policy.window_buckets, 1.0, clock)
+        if window is not None and not isinstance(window, SlidingWindow):
+            raise ConfigurationError(f"window must be a SlidingWindow, got {window!r}")
+        self.window = window if window is not None else SlidingWindow(policy.window_buckets, 1.0, clock)
         self._listeners = tuple(listeners)
         self._clock = clock
         self._lock = threading.Lock()

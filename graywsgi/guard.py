@@ -123,6 +123,10 @@ class Guard:
     :param is_error: ``is_error(status, raised)`` -> whether an outcome is
         an error.
     :param clock: a monotonic clock (injectable for tests).
+    :param window_factory: ``factory(route)`` -> the window a route's
+        breaker counts in; for fleet-wide counts pass
+        ``lambda route: RedisFleetWindow(url, route)``
+        (:class:`graywsgi.redis_store.RedisFleetWindow`).
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Guard:
         retry_on_stable: bool = True,
         is_error: t.Callable[[int | None, bool], bool] = default_is_error,
         clock: t.Callable[[], float] = time.monotonic,
+        window_factory: t.Callable[[str], SlidingWindow] | None = None,
     ) -> None:
         if not isinstance(policy, BreakerPolicy):
             raise ConfigurationError(f"policy must be a BreakerPolicy, got {policy!r}")
@@ -147,6 +152,7 @@ class Guard:
         self.refuse_when_open = refuse_when_open
         self.retry_on_stable = retry_on_stable
         self.is_error = is_error
+        self.window_factory = window_factory
         self._clock = clock
         self._listeners = (_ShareState(self.state), *listeners)
         self.baseline = SlidingWindow(policy.window_buckets, 1.0, clock)
@@ -167,6 +173,7 @@ class Guard:
                         baseline=self.baseline,
                         listeners=self._listeners,
                         clock=self._clock,
+                        window=self.window_factory(route) if self.window_factory is not None else None,
                     )
                     self._breakers[route] = breaker
         return breaker

@@ -10,6 +10,8 @@ For a fleet: every worker of every host reads the same Redis. Install with
 - :class:`RedisRuleStore` -- the rule set (as JSON) in one key, polled at
   most every ``check_interval`` (default 1 s); :meth:`RedisRuleStore.publish`
   checks a rule set before it writes it.
+- :class:`RedisFleetWindow` -- optional fleet-wide breaker counts, so a trip
+  decision sees every worker's traffic (``Guard(window_factory=...)``).
 
 Both poll on the request path -- no thread, no pub/sub connection to keep
 alive -- with short socket timeouts (default 50 ms), so a slow or dead Redis
@@ -35,11 +37,12 @@ from graywsgi.routing import CompiledRules
 from graywsgi.rules import RuleSet
 from graywsgi.state import Change, RolloutState, StateStore
 from graywsgi.store import RuleStore, as_store
+from graywsgi.window import SlidingWindow, WindowTotals
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import redis
 
-__all__ = ["RedisStateStore", "RedisRuleStore"]
+__all__ = ["RedisStateStore", "RedisRuleStore", "RedisFleetWindow"]
 
 logger = logging.getLogger("graywsgi.redis")
 
@@ -268,3 +271,141 @@ class RedisRuleStore(RuleStore):
             self._next_check = 0.0
             self._read()
         return compiled
+
+
+class RedisFleetWindow(SlidingWindow):
+    """A sliding window whose totals cover every worker on every host.
+
+    Each worker counts locally, as :class:`~graywsgi.window.SlidingWindow`
+    does, and at most once per ``sync_interval`` (default 1 s), on the
+    request path, sends what it counted since the last sync to Redis and
+    reads back the fleet's totals -- one pipelined round trip: per-second
+    hashes ``<prefix>:<route>:<unix second>`` with fields ``r``, ``e``,
+    ``s`` (requests, errors, slow), expiring after the window. Between
+    syncs, :meth:`totals` is the last fleet totals plus what this worker
+    counted since. So a breaker's trip rule sees the whole fleet's traffic,
+    at most ``sync_interval`` late.
+
+    Buckets are wall-clock seconds, so workers agree on them; keep the
+    hosts' clocks in sync (NTP). When Redis cannot be reached, the window
+    falls back to this worker's own counts (logged once), and unsent counts
+    older than the window are dropped.
+
+    :meth:`reset` (the breaker closing) makes the window ignore every count
+    from before that second, here and in Redis.
+
+    :param url: ``redis://host:port/db``.
+    :param route: the route counted.
+    :param buckets: window length in seconds (default 60).
+    :param key_prefix: Redis key prefix.
+    :param sync_interval: seconds between round trips to Redis.
+    :param timeout: socket timeout for them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        route: str,
+        *,
+        buckets: int = 60,
+        key_prefix: str = "graywsgi:window",
+        sync_interval: float = 1.0,
+        timeout: float = 0.05,
+        clock: t.Callable[[], float] = time.monotonic,
+        wall_clock: t.Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(buckets, 1.0, clock)
+        if not sync_interval >= 0:
+            raise ConfigurationError(f"sync_interval must be >= 0 seconds, got {sync_interval!r}")
+        self._connection = _Connection(url, timeout)
+        self.route = route
+        self.key_prefix = key_prefix
+        self.sync_interval = float(sync_interval)
+        self._wall = wall_clock
+        self._pending: dict[int, list[int]] = {}
+        self._pending_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._fleet: WindowTotals | None = None
+        self._since = 0  # wall second of the last reset: older counts are ignored
+        self._next_sync = 0.0
+
+    def _count(self, error: bool, slow: bool) -> WindowTotals:
+        super()._count(error, slow)
+        second = int(self._wall())
+        with self._pending_lock:
+            counts = self._pending.get(second)
+            if counts is None:
+                counts = self._pending[second] = [0, 0, 0]
+            counts[0] += 1
+            counts[1] += error
+            counts[2] += slow
+        if self._clock() >= self._next_sync:
+            self.sync()
+        return self.totals()
+
+    def totals(self) -> WindowTotals:
+        fleet = self._fleet
+        if fleet is None:
+            return super().totals()
+        with self._pending_lock:
+            unsent = [0, 0, 0]
+            for counts in self._pending.values():
+                unsent[0] += counts[0]
+                unsent[1] += counts[1]
+                unsent[2] += counts[2]
+        return WindowTotals(fleet.requests + unsent[0], fleet.errors + unsent[1], fleet.slow + unsent[2])
+
+    def reset(self) -> None:
+        super().reset()
+        with self._pending_lock:
+            self._pending.clear()
+        self._since = int(self._wall()) + 1
+        self._fleet = WindowTotals(0, 0, 0)
+
+    def sync(self) -> None:
+        """Send this worker's counts and read the fleet's, now (one round trip)."""
+        if not self._sync_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sync = self._clock() + self.sync_interval
+            self._sync()
+        finally:
+            self._sync_lock.release()
+
+    def _sync(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        now = int(self._wall())
+        first = max(now - self.buckets + 1, self._since)
+        connection = self._connection
+        try:
+            pipe = connection.client().pipeline(transaction=False)
+            for second, (requests, errors, slow) in pending.items():
+                key = f"{self.key_prefix}:{self.route}:{second}"
+                pipe.hincrby(key, "r", requests)
+                if errors:
+                    pipe.hincrby(key, "e", errors)
+                if slow:
+                    pipe.hincrby(key, "s", slow)
+                pipe.expire(key, self.buckets + 5)
+            seconds = range(first, now + 1)
+            for second in seconds:
+                pipe.hmget(f"{self.key_prefix}:{self.route}:{second}", ["r", "e", "s"])
+            replies = pipe.execute()
+        except connection.errors as exc:
+            connection.failed(f"window counts for {self.route} (using this worker's own)", exc)
+            self._fleet = None
+            with self._pending_lock:  # keep unsent counts, but none older than the window
+                for second, counts in pending.items():
+                    if second > now - self.buckets:
+                        merged = self._pending.setdefault(second, [0, 0, 0])
+                        for i in range(3):
+                            merged[i] += counts[i]
+            return
+        connection.succeeded()
+        totals = [0, 0, 0]
+        for reply in replies[len(replies) - len(seconds):]:
+            for i, value in enumerate(reply):
+                if value is not None:
+                    totals[i] += int(value)
+        self._fleet = WindowTotals(totals[0], totals[1], totals[2])

@@ -161,3 +161,91 @@ def test_stores_open_no_connection_until_used() -> None:
 def test_bad_options(url: str, kwargs: dict[str, t.Any], fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):
         RedisStateStore(url, **kwargs)
+
+
+class Clocks:
+    """A shared fake monotonic and wall clock for simulated workers."""
+
+    def __init__(self) -> None:
+        self.mono = 100.0
+        self.wall = 1_800_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+def fleet_window(route: str, clocks: Clocks, **kwargs: t.Any) -> t.Any:
+    from graywsgi.redis_store import RedisFleetWindow
+
+    return RedisFleetWindow(REDIS_URL, route, clock=lambda: clocks.mono, wall_clock=lambda: clocks.wall, **kwargs)
+
+
+@pytest.fixture
+def route() -> t.Iterator[str]:
+    client = redis_client()
+    name = f"test-{uuid.uuid4().hex}"
+    try:
+        yield name
+    finally:
+        for key in client.scan_iter(f"graywsgi:window:{name}:*"):
+            client.delete(key)
+        client.close()
+
+
+def test_fleet_window_sums_every_worker(route: str) -> None:
+    clocks = Clocks()
+    a = fleet_window(route, clocks, sync_interval=1.0)
+    b = fleet_window(route, clocks, sync_interval=1.0)
+    for _ in range(10):
+        a.record(error=True, slow=False)
+    for _ in range(30):
+        b.record(error=False, slow=True)
+    clocks.advance(1.0)
+    a.sync()
+    b.sync()
+    a.sync()  # a sees b's counts once b has sent them
+    assert a.totals() == (40, 10, 30)
+    assert b.totals() == (40, 10, 30)
+    clocks.advance(61)
+    a.sync()
+    assert a.totals() == (0, 0, 0)  # out of the window
+
+
+def test_breaker_trips_on_fleet_counts(route: str) -> None:
+    clocks = Clocks()
+    policy = BreakerPolicy(min_requests=10, error_rate=0.35)
+    window_a, window_b = fleet_window(route, clocks, sync_interval=0), fleet_window(route, clocks, sync_interval=0)
+    from graywsgi.breaker import RouteBreaker
+
+    a = RouteBreaker(route, policy, window=window_a, clock=lambda: clocks.mono)
+    b = RouteBreaker(route, policy, window=window_b, clock=lambda: clocks.mono)
+    for _ in range(5):  # a alone: 5 errors, under the minimum volume
+        a.record(a.admit(), error=True, slow=False)
+    assert a.state is BreakerState.CLOSED
+    for _ in range(5):  # b's 5 successes bring the fleet to 10 requests, 50 % errors
+        b.record(b.admit(), error=False, slow=False)
+    assert b.state is BreakerState.OPEN  # b trips on traffic it mostly did not see itself
+
+
+def test_fleet_window_reset_ignores_older_counts(route: str) -> None:
+    clocks = Clocks()
+    window = fleet_window(route, clocks, sync_interval=0)
+    for _ in range(5):
+        window.record(error=True, slow=False)
+    assert window.totals().errors == 5
+    window.reset()
+    clocks.advance(1.0)
+    window.record(error=False, slow=False)
+    assert window.totals() == (1, 0, 0)
+
+
+def test_fleet_window_falls_back_to_local_counts_without_redis(caplog: pytest.LogCaptureFixture) -> None:
+    from graywsgi.redis_store import RedisFleetWindow
+
+    window = RedisFleetWindow("redis://127.0.0.1:1/0", "canary", sync_interval=0)
+    with caplog.at_level(logging.ERROR, logger="graywsgi.redis"):
+        for _ in range(3):
+            window.record(error=True, slow=False)
+    assert window.totals() == (3, 3, 0)
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
