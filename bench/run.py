@@ -26,6 +26,7 @@ import typing as t
 from werkzeug.test import create_environ
 
 from graywsgi import CanarySplit, Extraction, Router
+from graywsgi.guard import Guard
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
 
 if t.TYPE_CHECKING:
@@ -98,6 +99,13 @@ def host_prefix_rules(count: int) -> RuleSet:
     return RuleSet(clusters={"stable": Cluster(), "canary": Cluster()}, rules=tuple(rules))
 
 
+def all_canary() -> RuleSet:
+    return RuleSet(
+        clusters={"stable": Cluster(), "canary": Cluster()},
+        rules=(Rule(name="all", split=(Backend("canary", 100),)),),
+    )
+
+
 def cases() -> dict[str, WSGIApplication]:
     return {
         "bare WSGI (floor)": bare_app,
@@ -107,6 +115,9 @@ def cases() -> dict[str, WSGIApplication]:
         "Extraction + Router, 10 host/prefix rules": Extraction(Router(bare_app, host_prefix_rules(10))),
         "Extraction + Router, 1,000 rules": Extraction(Router(bare_app, host_prefix_rules(1_000))),
         "Extraction + Router, 10,000 rules": Extraction(Router(bare_app, host_prefix_rules(10_000))),
+        "Extraction + Router + Guard (canary, breaker closed)": Extraction(
+            Router(bare_app, all_canary(), apps={"canary": bare_app}, guard=Guard())
+        ),
         "Flask hello-world": flask_hello(),
         "chain + Flask hello-world": Extraction(CanarySplit(flask_hello(), percent=15)),
     }
