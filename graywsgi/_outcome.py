@@ -118,7 +118,8 @@ def attempt(
     def commit() -> t.Callable[[bytes], object]:
         if "write" not in held:
             held["write"] = start_response(held["status"], held["headers"], held.get("exc_info"))
-        return t.cast(t.Callable[[bytes], object], held["write"])
+        write: t.Callable[[bytes], object] = held["write"]
+        return write
 
     def hold(
         status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
