@@ -31,6 +31,7 @@ import threading
 import time
 import typing as t
 
+from graywsgi._polling import Throttle
 from graywsgi.config import parse_rules
 from graywsgi.errors import ConfigurationError
 from graywsgi.routing import CompiledRules
@@ -118,27 +119,15 @@ class RedisStateStore(StateStore):
         timeout: float = 0.05,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        if not check_interval >= 0:
-            raise ConfigurationError(f"check_interval must be >= 0 seconds, got {check_interval!r}")
+        self._throttle = Throttle(check_interval, clock)
         self._connection = _Connection(url, timeout)
         self.key = key
-        self.check_interval = float(check_interval)
-        self._clock = clock
-        self._lock = threading.Lock()
+        self.check_interval = self._throttle.interval
         self._state = RolloutState()
         self._raw: bytes | None = None
-        self._next_check = 0.0
 
     def current(self) -> RolloutState:
-        if self._clock() < self._next_check:
-            return self._state
-        if not self._lock.acquire(blocking=False):
-            return self._state
-        try:
-            self._next_check = self._clock() + self.check_interval
-            self._read()
-        finally:
-            self._lock.release()
+        self._throttle.maybe(self._read)
         return self._state
 
     def _read(self) -> None:
@@ -185,9 +174,7 @@ class RedisStateStore(StateStore):
                     continue
             else:  # pragma: no cover - 100 concurrent writers in a row
                 raise ConfigurationError(f"could not update {self.key}: too much contention")
-        with self._lock:
-            self._next_check = 0.0
-            self._read()
+        self._throttle.now(self._read)
         return new
 
 
@@ -214,27 +201,15 @@ class RedisRuleStore(RuleStore):
         timeout: float = 0.05,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        if not check_interval >= 0:
-            raise ConfigurationError(f"check_interval must be >= 0 seconds, got {check_interval!r}")
+        self._throttle = Throttle(check_interval, clock)
         self._connection = _Connection(url, timeout)
         self.key = key
-        self.check_interval = float(check_interval)
-        self._clock = clock
-        self._lock = threading.Lock()
+        self.check_interval = self._throttle.interval
         self._rules = as_store(initial).current()
         self._raw: bytes | None = None
-        self._next_check = 0.0
 
     def current(self) -> CompiledRules:
-        if self._clock() < self._next_check:
-            return self._rules
-        if not self._lock.acquire(blocking=False):
-            return self._rules
-        try:
-            self._next_check = self._clock() + self.check_interval
-            self._read()
-        finally:
-            self._lock.release()
+        self._throttle.maybe(self._read)
         return self._rules
 
     def _read(self) -> None:
@@ -267,9 +242,7 @@ class RedisRuleStore(RuleStore):
 
         compiled = rules if isinstance(rules, CompiledRules) else CompiledRules(rules)
         self._connection.client().set(self.key, json.dumps(compiled.ruleset.to_dict(), sort_keys=True))
-        with self._lock:
-            self._next_check = 0.0
-            self._read()
+        self._throttle.now(self._read)
         return compiled
 
 
@@ -315,19 +288,16 @@ class RedisFleetWindow(SlidingWindow):
         wall_clock: t.Callable[[], float] = time.time,
     ) -> None:
         super().__init__(buckets, 1.0, clock)
-        if not sync_interval >= 0:
-            raise ConfigurationError(f"sync_interval must be >= 0 seconds, got {sync_interval!r}")
+        self._throttle = Throttle(sync_interval, clock)
         self._connection = _Connection(url, timeout)
         self.route = route
         self.key_prefix = key_prefix
-        self.sync_interval = float(sync_interval)
+        self.sync_interval = self._throttle.interval
         self._wall = wall_clock
         self._pending: dict[int, list[int]] = {}
         self._pending_lock = threading.Lock()
-        self._sync_lock = threading.Lock()
         self._fleet: WindowTotals | None = None
         self._since = 0  # wall second of the last reset: older counts are ignored
-        self._next_sync = 0.0
 
     def _count(self, error: bool, slow: bool) -> WindowTotals:
         super()._count(error, slow)
@@ -339,8 +309,7 @@ class RedisFleetWindow(SlidingWindow):
             counts[0] += 1
             counts[1] += error
             counts[2] += slow
-        if self._clock() >= self._next_sync:
-            self.sync()
+        self._throttle.maybe(self._sync)
         return self.totals()
 
     def totals(self) -> WindowTotals:
@@ -364,13 +333,7 @@ class RedisFleetWindow(SlidingWindow):
 
     def sync(self) -> None:
         """Send this worker's counts and read the fleet's, now (one round trip)."""
-        if not self._sync_lock.acquire(blocking=False):
-            return
-        try:
-            self._next_sync = self._clock() + self.sync_interval
-            self._sync()
-        finally:
-            self._sync_lock.release()
+        self._throttle.now(self._sync)
 
     def _sync(self) -> None:
         with self._pending_lock:

@@ -38,6 +38,7 @@ import types
 import typing as t
 from dataclasses import dataclass, field, replace
 
+from graywsgi._polling import Throttle
 from graywsgi.errors import ConfigurationError
 
 __all__ = [
@@ -220,31 +221,19 @@ class FileStateStore(StateStore):
         check_interval: float = 0.05,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        if not check_interval >= 0:
-            raise ConfigurationError(f"check_interval must be >= 0 seconds, got {check_interval!r}")
+        self._throttle = Throttle(check_interval, clock)
         self.path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise ConfigurationError(f"{self.path}: directory {directory} does not exist")
-        self.check_interval = float(check_interval)
-        self._clock = clock
-        self._lock = threading.Lock()
+        self.check_interval = self._throttle.interval
         self._state = RolloutState()
         self._signature: tuple[int, int, int] | None = None
         self._failed: tuple[int, int, int] | None = None
-        self._next_check = 0.0
         self.current()
 
     def current(self) -> RolloutState:
-        if self._clock() < self._next_check:
-            return self._state
-        if not self._lock.acquire(blocking=False):
-            return self._state
-        try:
-            self._next_check = self._clock() + self.check_interval
-            self._read_if_changed()
-        finally:
-            self._lock.release()
+        self._throttle.maybe(self._read_if_changed)
         return self._state
 
     def fetch(self) -> RolloutState:
@@ -304,9 +293,7 @@ class FileStateStore(StateStore):
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
-        with self._lock:
-            self._next_check = 0.0
-            self._read_if_changed()
+        self._throttle.now(self._read_if_changed)
         return new
 
     @contextlib.contextmanager

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import typing as t
 
+from graywsgi._polling import Throttle
 from graywsgi.config import ConfigFileError, load_rules
 from graywsgi.errors import ConfigurationError
 from graywsgi.routing import CompiledRules
@@ -101,35 +101,22 @@ class FileStore(RuleStore):
         check_interval: float = 1.0,
         clock: t.Callable[[], float] = time.monotonic,
     ) -> None:
-        if not check_interval >= 0:
-            raise ConfigurationError(f"check_interval must be >= 0 seconds, got {check_interval!r}")
+        self._throttle = Throttle(check_interval, clock)
         self.path = os.fspath(path)
-        self.check_interval = float(check_interval)
-        self._clock = clock
-        self._lock = threading.Lock()  # only guards who checks; readers never wait
+        self.check_interval = self._throttle.interval
         self._signature = self._stat()
         self._rules = load_rules(self.path)
         self._failed_signature: tuple[int, int, int] | None = None
-        self._next_check = clock() + self.check_interval
+        self._throttle.postpone()
         logger.info("graywsgi rules %s in force (file %s)", self._rules.version_id, self.path)
 
     def current(self) -> CompiledRules:
-        if self._clock() < self._next_check:
-            return self._rules
-        if not self._lock.acquire(blocking=False):
-            return self._rules  # another thread is checking; use what is in force
-        try:
-            self._next_check = self._clock() + self.check_interval
-            self._reload_if_changed()
-        finally:
-            self._lock.release()
+        self._throttle.maybe(self._reload_if_changed)
         return self._rules
 
     def reload(self) -> CompiledRules:
         """Check the file now, whatever the interval; return the rules in force."""
-        with self._lock:
-            self._reload_if_changed()
-            self._next_check = self._clock() + self.check_interval
+        self._throttle.now(self._reload_if_changed)
         return self._rules
 
     def _stat(self) -> tuple[int, int, int]:

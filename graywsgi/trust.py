@@ -239,7 +239,6 @@ once.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import ipaddress
 import logging

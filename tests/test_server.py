@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from werkzeug.serving import make_server
-from werkzeug.wrappers import Response
 
 from graywsgi import CanarySplit, Extraction, current
 from graywsgi.hashing import fnv1a_32
