@@ -59,7 +59,7 @@ from graywsgi._outcome import attempt, observe
 from graywsgi.breaker import Admission, BreakerListener, BreakerPolicy, BreakerState, RouteBreaker
 from graywsgi.errors import ConfigurationError
 from graywsgi.state import MemoryStateStore, RouteState, StateStore
-from graywsgi.window import SlidingWindow, WindowTotals
+from graywsgi.window import LatencyWindow, SlidingWindow, WindowTotals
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -156,6 +156,8 @@ class Guard:
         self._clock = clock
         self._listeners = (_ShareState(self.state), *listeners)
         self.baseline = SlidingWindow(policy.window_buckets, 1.0, clock)
+        self.baseline_latency = LatencyWindow(policy.window_buckets, 1.0, clock)
+        self._latency: dict[str, LatencyWindow] = {}
         self._breakers: dict[str, RouteBreaker] = {}
         self._synced: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -175,8 +177,15 @@ class Guard:
                         clock=self._clock,
                         window=self.window_factory(route) if self.window_factory is not None else None,
                     )
+                    self._latency[route] = LatencyWindow(self.policy.window_buckets, 1.0, self._clock)
                     self._breakers[route] = breaker
         return breaker
+
+    def latency(self, route: str) -> float | None:
+        """Mean response time of ``route`` over the window (the default
+        cluster's for any route without a breaker)."""
+        window = self._latency.get(route)
+        return window.mean() if window is not None else self.baseline_latency.mean()
 
     def admit(self, route: str) -> tuple[Admission, str]:
         """Whether a request may go to canary ``route``, and why not."""
@@ -220,14 +229,13 @@ class Guard:
             lossless retry (see the module docs).
         """
         breaker = self.breaker(route)
+        latency = self._latency[route]
         started = self._clock()
 
         def done(status: int | None, raised: bool) -> None:
-            breaker.record(
-                admission,
-                error=self.is_error(status, raised),
-                slow=self.policy.is_slow(self._clock() - started),
-            )
+            took = self._clock() - started
+            latency.record(took)
+            breaker.record(admission, error=self.is_error(status, raised), slow=self.policy.is_slow(took))
 
         if not (self.retry_on_stable and _retryable(environ)):
             return observe(target, environ, start_response, done)
@@ -247,9 +255,9 @@ class Guard:
         started = self._clock()
 
         def done(status: int | None, raised: bool) -> None:
-            self.baseline.record(
-                error=self.is_error(status, raised), slow=self.policy.is_slow(self._clock() - started)
-            )
+            took = self._clock() - started
+            self.baseline_latency.record(took)
+            self.baseline.record(error=self.is_error(status, raised), slow=self.policy.is_slow(took))
 
         return observe(target, environ, start_response, done)
 
@@ -260,8 +268,11 @@ class Guard:
             "killed": state.killed,
             "reason": state.reason,
             "revision": state.revision,
-            "breakers": {route: breaker.snapshot() for route, breaker in sorted(self._breakers.items())},
-            "baseline": self.baseline.totals()._asdict(),
+            "breakers": {
+                route: {**breaker.snapshot(), "mean_latency_seconds": self.latency(route)}
+                for route, breaker in sorted(self._breakers.items())
+            },
+            "baseline": {**self.baseline.totals()._asdict(), "mean_latency_seconds": self.baseline_latency.mean()},
         }
 
 

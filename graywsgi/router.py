@@ -64,6 +64,15 @@ kill switch and the route's sliding-window breaker first, and rerouted to
 the default cluster while either says no; its outcome feeds the breaker.
 See :mod:`graywsgi.guard`.
 
+Rollout plans
+-------------
+
+With a guard, a rule set's ``plan`` (:mod:`graywsgi.plan`) drives its
+cluster's weight in its rule through the plan's steps; the Router moves the
+plan on (after a step's pause, when its gate holds, or when an operator asked
+to) at most once per second per worker, and applies the current step's
+weight to every decision.
+
 Failing open
 ------------
 
@@ -79,11 +88,13 @@ import math
 import threading
 import typing as t
 
+from graywsgi._polling import Throttle
 from graywsgi.breaker import Admission
 from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction import Extraction
 from graywsgi.guard import Guard
+from graywsgi.plan import Rollout
 from graywsgi.routing import CompiledRules, Decision, RequestFacts
 from graywsgi.store import RuleStore, as_store
 
@@ -149,6 +160,8 @@ class Router:
             raise ConfigurationError(f"proxy_timeout must be > 0 seconds, got {proxy_timeout!r}")
         self.proxy_timeout = float(proxy_timeout)
         self._proxies: dict[str, WSGIApplication] = {}
+        self._rollout: Rollout | None = None
+        self._plan_throttle = Throttle(1.0)
         self._proxies_lock = threading.Lock()
         self._standalone = Extraction(self)
         self.store.current()  # fail at start, not on the first request
@@ -158,9 +171,14 @@ class Router:
         if not isinstance(context, GrayContext):
             return self._standalone(environ, start_response)
         rules = self.store.current()  # one rule set for the whole request
+        plan_weight = None
+        if rules.ruleset.plan is not None and self.guard is not None:
+            plan_weight = self._plan_weight(rules)
         try:
             decision = rules.decide(
-                RequestFacts(environ, context), canary_weight=_trusted_weight(environ)
+                RequestFacts(environ, context),
+                canary_weight=_trusted_weight(environ),
+                plan_weight=plan_weight,
             )
         except Exception:
             logger.exception("graywsgi routing failed; sending the request to the default cluster")
@@ -206,6 +224,29 @@ class Router:
             decision.route, admission, self._target(rules, decision.route), serve_from_default, environ, start_response
         )
 
+    @property
+    def rollout(self) -> Rollout | None:
+        """The rollout of the rule set in force (its plan), with a guard; else ``None``."""
+        rules = self.store.current()
+        if rules.ruleset.plan is None or self.guard is None:
+            return None
+        rollout = self._rollout
+        if rollout is None or rollout.plan is not rules.ruleset.plan:
+            rollout = self._rollout = Rollout(rules.ruleset.plan, self.guard.state, self.guard)
+        return rollout
+
+    def _plan_weight(self, rules: CompiledRules) -> tuple[str, str, float] | None:
+        try:
+            rollout = self.rollout
+            if rollout is None:
+                return None
+            self._plan_throttle.maybe(rollout.tick)
+            weight = rollout.weight()
+        except Exception:
+            logger.exception("graywsgi rollout plan failed; configured weights apply")
+            return None
+        return None if weight is None else (rollout.plan.rule, rollout.plan.cluster, weight)
+
     @staticmethod
     def _record(environ: WSGIEnvironment, context: GrayContext, rules: CompiledRules, decision: Decision) -> None:
         """Put the decision in the context and the environ."""
@@ -235,6 +276,9 @@ class Router:
         }
         if self.guard is not None:
             out.update(self.guard.status())
+        rollout = self.rollout
+        if rollout is not None:
+            out["plan"] = rollout.status()
         return out
 
     def _target(self, rules: CompiledRules, route: str) -> WSGIApplication:

@@ -59,6 +59,8 @@ from graywsgi.version import Version, VersionRange
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
 
+    from graywsgi.plan import Plan
+
 __all__ = ["CompiledRules", "Decision", "RequestFacts", "RuleError", "MAX_REGEX_PATH_RULES"]
 
 MAX_REGEX_PATH_RULES = 256
@@ -355,8 +357,27 @@ class CompiledRules:
                         f"more than {MAX_REGEX_PATH_RULES} regex path rules; use prefix or template paths",
                     )
             self._index(index, rule, where)
+        if ruleset.plan is not None:
+            self._check_plan(ruleset)
 
     # -- building ------------------------------------------------------------
+
+    def _check_plan(self, ruleset: RuleSet) -> None:
+        plan = t.cast("Plan", ruleset.plan)  # the caller checked it is set
+        rule = next((r for r in ruleset.rules if r.name == plan.rule), None)
+        if rule is None:
+            raise RuleError(("plan", "rule"), f"no rule named {plan.rule!r}")
+        if plan.cluster == ruleset.default_cluster:
+            raise RuleError(("plan", "cluster"), "the plan must drive a cluster other than the default")
+        if plan.cluster not in {b.cluster for b in rule.split}:
+            raise RuleError(("plan", "cluster"), f"rule {plan.rule!r} has no split entry for {plan.cluster!r}")
+        names: set[str] = set()
+        for i, step in enumerate(plan.steps):
+            if step.name in names:
+                raise RuleError(("plan", "steps", i, "name"), f"duplicate step name {step.name!r}")
+            names.add(step.name)
+            if step.weight is not None and not 0 <= step.weight <= 100:
+                raise RuleError(("plan", "steps", i, "weight"), f"a weight must be from 0 to 100, got {step.weight!r}")
 
     def _check_cluster(self, name: str, where: tuple[str | int, ...]) -> None:
         if name not in self.ruleset.clusters:
@@ -528,7 +549,12 @@ class CompiledRules:
         return candidates
 
     def decide(
-        self, facts: RequestFacts, *, canary_weight: float | None = None, rng: t.Callable[[], float] = random.random
+        self,
+        facts: RequestFacts,
+        *,
+        canary_weight: float | None = None,
+        plan_weight: tuple[str, str, float] | None = None,
+        rng: t.Callable[[], float] = random.random,
     ) -> Decision | None:
         """Decide the route of a request; ``None`` means answer 404.
 
@@ -536,6 +562,9 @@ class CompiledRules:
         :param canary_weight: a trusted ``X-Canary-Weight`` (0-1): the share
             of the matched rule's first non-default cluster, replacing its
             configured weight (factors still apply).
+        :param plan_weight: ``(rule, cluster, weight)``: a rollout plan's
+            current weight (percent) for that cluster in that rule,
+            replacing the configured one.
         :param rng: random source for percent mode.
         """
         context = facts.context
@@ -561,6 +590,8 @@ class CompiledRules:
                 edge = 0.0
                 for i, backend in enumerate(compiled.backends):
                     weight = backend.weight
+                    if plan_weight is not None and plan_weight[0] == name and plan_weight[1] == backend.cluster:
+                        weight = plan_weight[2]
                     if i == 0 and canary_weight is not None:
                         weight = canary_weight * 100
                     edge += weight * compiled.factor

@@ -49,6 +49,8 @@ import types
 import typing as t
 from dataclasses import dataclass, field
 
+from graywsgi.plan import Plan
+
 __all__ = [
     "Backend",
     "Cluster",
@@ -220,6 +222,8 @@ class RuleSet:
     :param no_match: ``"default"`` (unmatched requests go to the default
         cluster) or ``"404"``.
     :param id: the rule-set version id; a hash of the content when omitted.
+    :param plan: a rollout plan (:mod:`graywsgi.plan`) driving one
+        cluster's weight in one rule.
     """
 
     clusters: t.Mapping[str, Cluster]
@@ -230,6 +234,7 @@ class RuleSet:
     fallback_key: KeySpec | None = None
     no_match: str = "default"
     id: str | None = None
+    plan: Plan | None = None
 
     @property
     def version_id(self) -> str:
@@ -257,6 +262,7 @@ class RuleSet:
             fallback_key=_key_from_dict(data["fallback_key"]) if "fallback_key" in data else None,
             no_match=str(data.get("no_match", "default")),
             id=data.get("id"),
+            plan=Plan.from_dict(data["plan"]) if data.get("plan") else None,
         )
 
     def to_dict(self) -> dict[str, t.Any]:
@@ -281,6 +287,8 @@ class RuleSet:
             )
         if self.id:
             out["id"] = self.id
+        if self.plan is not None:
+            out["plan"] = self.plan.to_dict()
         return out
 
 

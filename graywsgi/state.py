@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 from graywsgi._polling import Throttle
 from graywsgi.errors import ConfigurationError
+from graywsgi.plan import PlanState
 
 __all__ = [
     "open_state_store",
@@ -78,6 +79,7 @@ class RolloutState:
     :param since: when the kill switch last changed (``time.time()``).
     :param reason: why.
     :param routes: route name -> :class:`RouteState`.
+    :param plan: where the rollout plan stands (:mod:`graywsgi.plan`).
     """
 
     revision: int = 0
@@ -85,10 +87,12 @@ class RolloutState:
     since: float | None = None
     reason: str = ""
     routes: t.Mapping[str, RouteState] = field(default_factory=lambda: _EMPTY)
+    plan: PlanState | None = None
 
     def to_json(self) -> str:
         return json.dumps(
             {
+                "plan": self.plan.to_dict() if self.plan is not None else None,
                 "revision": self.revision,
                 "killed": self.killed,
                 "since": self.since,
@@ -113,8 +117,12 @@ class RolloutState:
         routes = data.get("routes", {})
         if not isinstance(routes, dict):
             raise ValueError("routes must be an object")
+        plan = data.get("plan")
+        if plan is not None and not isinstance(plan, dict):
+            raise ValueError("plan must be an object")
         try:
             return cls(
+                plan=PlanState.from_dict(plan) if plan is not None else None,
                 revision=int(data.get("revision", 0)),
                 killed=bool(data.get("killed", False)),
                 since=None if data.get("since") is None else float(data["since"]),

@@ -83,7 +83,7 @@ import typing as t
 
 from graywsgi.errors import ConfigurationError
 
-__all__ = ["SlidingWindow", "WindowTotals"]
+__all__ = ["LatencyWindow", "SlidingWindow", "WindowTotals"]
 
 
 class WindowTotals(t.NamedTuple):
@@ -229,3 +229,54 @@ class SlidingWindow:
         self._errors = [0] * self.buckets
         self._slow = [0] * self.buckets
         self._total_requests = self._total_errors = self._total_slow = 0
+
+
+class LatencyWindow:
+    """Mean response time over the same kind of window, for gates.
+
+    One ``[count, total seconds]`` pair per bucket in a dict; buckets older
+    than the window are dropped when a new one starts. :meth:`record` is
+    O(1) amortised; :meth:`mean` (used by rollout gates, rarely) is
+    O(buckets).
+
+    :param buckets: number of buckets (default 60).
+    :param bucket_seconds: bucket length (default 1 s).
+    :param clock: a monotonic clock.
+    """
+
+    def __init__(
+        self, buckets: int = 60, bucket_seconds: float = 1.0, clock: t.Callable[[], float] = time.monotonic
+    ) -> None:
+        SlidingWindow(buckets, bucket_seconds, clock)  # same validation
+        self.buckets = buckets
+        self.bucket_seconds = float(bucket_seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._slots: dict[int, list[float]] = {}
+        self._newest = -1
+
+    def record(self, seconds: float) -> None:
+        """Count one response that took ``seconds``."""
+        bucket = int(self._clock() / self.bucket_seconds)
+        with self._lock:
+            slot = self._slots.get(bucket)
+            if slot is None:
+                slot = self._slots[bucket] = [0.0, 0.0]
+                if bucket > self._newest:
+                    self._newest = bucket
+                    oldest = bucket - self.buckets
+                    for stale in [b for b in self._slots if b <= oldest]:
+                        del self._slots[stale]
+            slot[0] += 1
+            slot[1] += seconds
+
+    def mean(self) -> float | None:
+        """Mean seconds per response in the window; ``None`` without any."""
+        oldest = int(self._clock() / self.bucket_seconds) - self.buckets
+        with self._lock:
+            count = total = 0.0
+            for bucket, (n, seconds) in self._slots.items():
+                if bucket > oldest:
+                    count += n
+                    total += seconds
+        return total / count if count else None
