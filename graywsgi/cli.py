@@ -12,14 +12,19 @@ Command line
     graywsgi resume --state LOCATION [--reason TEXT]
     graywsgi state --state LOCATION [--json]
 
+    graywsgi rollout status|start|advance|pause|resume|promote|rollback --rules FILE --state LOCATION
+    graywsgi simulate --rules FILE [--ids FILE | --generate N]
+
 ``LOCATION`` is the shared rollout state the workers read
 (:mod:`graywsgi.state`): a file path, or ``redis://host:port/db#key``.
 ``rollback`` sets the kill switch -- every canary share becomes 0 on every
 worker that reads that state, within its ``check_interval`` -- and
 ``resume`` clears it.
 
-Exit codes: 0 success; 1 the command ran and failed (for example the port
-is taken); 2 the command line is wrong.
+Exit codes: 0 success; 1 the command ran and failed or was refused (for
+example the port is taken, a gate failed); 2 the command line is wrong; 3
+``rollout advance`` got no answer from a serving worker in time. See
+:mod:`graywsgi.rollout_cli`.
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("--reason", default=f"manual {name} from the command line",
                                  help="why (kept in the state and logged by every worker)")
+    from graywsgi.rollout_cli import add_rollout_parser, add_simulate_parser
+
+    add_rollout_parser(commands)
+    add_simulate_parser(commands)
     return parser
 
 
@@ -131,6 +140,14 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return serve(port=args.port, percent=args.percent)
     if args.command in ("rollback", "resume", "state"):
         return _run_state_command(args)
+    if args.command == "rollout":
+        from graywsgi.rollout_cli import run_rollout
+
+        return run_rollout(args)
+    if args.command == "simulate":
+        from graywsgi.rollout_cli import run_simulate
+
+        return run_simulate(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
 
 

@@ -291,7 +291,10 @@ class Rollout:
             return ""
         if self.guard is None:
             return "gate cannot be checked: this process has no guard (its windows hold the traffic)"
-        canary = self.guard.breaker(self.plan.cluster).window.totals()
+        breaker = self.guard.breaker(self.plan.cluster)
+        if breaker.state.value != "closed":
+            return f"gate failed: the canary breaker is {breaker.state.value.replace('_', '-')}"
+        canary = breaker.window.totals()
         stable = self.guard.baseline.totals()
         if canary.requests < gate.min_requests:
             return (

@@ -221,3 +221,12 @@ def test_plan_round_trips() -> None:
     rules = parse_rules(RULES_YAML, filename="rules.yaml")
     plan = rules.ruleset.plan
     assert plan is not None and Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_gate_refuses_while_the_canary_breaker_is_open(setup: tuple[Rollout, Guard, Clocks, Path]) -> None:
+    rollout, guard, clocks, _ = setup
+    rollout.start()
+    rollout.advance(force=True)
+    guard.breaker("canary").trip("test")
+    with pytest.raises(GateFailed, match="the canary breaker is open"):
+        rollout.advance()
