@@ -102,7 +102,6 @@ strips these headers from outside traffic.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import logging
 import math
@@ -115,7 +114,7 @@ import uuid
 
 from graywsgi._closing import RequestScope
 from graywsgi._query import query_param_bytes
-from graywsgi.context import DegradeLevel, GrayContext, Source, bind, release
+from graywsgi.context import DegradeLevel, GrayContext, Source
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, ExtractionBreaker
 from graywsgi.headers import valid_field_value
@@ -295,11 +294,7 @@ class Extraction:
             )
         # The request runs in a Context of its own: bound there, visible to
         # nothing else, released there when the response is closed.
-        request_context = contextvars.copy_context()
-        token = request_context.run(bind, environ, context)
-        return RequestScope.call(
-            request_context, self.app, environ, start_response, functools.partial(release, token)
-        )
+        return RequestScope.call(self.app, environ, start_response, context)
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.

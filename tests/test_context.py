@@ -169,11 +169,11 @@ def test_interleaved_responses_on_one_thread() -> None:
 
 
 def test_released_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import graywsgi.extraction as extraction_module
+    import graywsgi._closing as closing_module
 
     calls: list[object] = []
-    real_release = extraction_module.release
-    monkeypatch.setattr(extraction_module, "release", lambda token: (calls.append(token), real_release(token)))
+    real_release = closing_module.release
+    monkeypatch.setattr(closing_module, "release", lambda token: (calls.append(token), real_release(token)))
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         start_response("200 OK", [])
