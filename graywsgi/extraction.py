@@ -14,18 +14,18 @@ releases it when the response is closed.
 What it reads
 -------------
 
-=====================  ======================  ===========================
-Header                 Context field           Notes
-=====================  ======================  ===========================
-``X-Gray-ID``          ``gray_id``/``gray_key`` falls back to ``?gray_id=``
+=====================  ==========================  ===========================
+Header                 Context field               Notes
+=====================  ==========================  ===========================
+``X-Gray-ID``          ``gray_id``, ``gray_key``   falls back to ``?gray_id=``
 ``X-Env``              ``env``
 ``X-Version``          ``version``
 ``X-Canary-ID``        ``canary_id``
 ``X-Traffic-Color``    ``traffic_color``
-``X-Api-Version``      ``api_version``          a SemVer version or range
-``X-Request-ID``       ``request_id``           generated when absent
-``traceparent``        ``trace_parent``         W3C Trace Context syntax
-=====================  ======================  ===========================
+``X-Api-Version``      ``api_version``             a SemVer version or range
+``X-Request-ID``       ``request_id``              generated when absent
+``traceparent``        ``trace_parent``            W3C Trace Context syntax
+=====================  ==========================  ===========================
 
 Header names are matched case-insensitively (the WSGI server folds them into
 ``HTTP_*`` keys). Values are trimmed of surrounding spaces and tabs and must

@@ -34,3 +34,18 @@ def test_example_rule_files_load(path: Path) -> None:
 
 def test_docs_have_yaml_examples() -> None:
     assert len(yaml_blocks()) >= 3
+
+
+def test_sphinx_builds_without_warnings(tmp_path: Path) -> None:
+    """The documentation site (Markdown pages + API reference) builds with -W."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", str(ROOT / "docs"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "api.html").exists()
