@@ -17,6 +17,7 @@ from one run, never absolute times across runs.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
@@ -106,6 +107,44 @@ def all_canary() -> RuleSet:
     )
 
 
+class WithJSONBody:
+    """Turns the shared GET environ into ``bench/prevalidation.py``'s POST with a fresh body.
+
+    Setting the keys and the new ``io.BytesIO`` is part of the case's cost.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        from prevalidation import BODY  # bench/prevalidation.py
+
+        self.app = app
+        self.body = BODY
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        environ.update(
+            REQUEST_METHOD="POST",
+            PATH_INFO="/orders/42/items",
+            QUERY_STRING="limit=10",
+            CONTENT_TYPE="application/json",
+            CONTENT_LENGTH=str(len(self.body)),
+            HTTP_X_CLIENT="ios",
+        )
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        return self.app(environ, start_response)
+
+
+def prevalidation_cases() -> dict[str, WSGIApplication]:
+    from prevalidation import write_spec  # bench/prevalidation.py
+
+    from graywsgi.prevalidation import PreValidation
+
+    spec = write_spec()
+    return {
+        "Extraction + PreValidation, no rule for the op": Extraction(PreValidation(bare_app, openapi=spec)),
+        "Extraction + PreValidation, 6 rules, JSON body": WithJSONBody(Extraction(PreValidation(bare_app, openapi=spec))),
+        "same environ change, no PreValidation": WithJSONBody(Extraction(bare_app)),
+    }
+
+
 def cases() -> dict[str, WSGIApplication]:
     return {
         "bare WSGI (floor)": bare_app,
@@ -120,6 +159,7 @@ def cases() -> dict[str, WSGIApplication]:
         ),
         "Flask hello-world": flask_hello(),
         "chain + Flask hello-world": Extraction(CanarySplit(flask_hello(), percent=15)),
+        **prevalidation_cases(),
     }
 
 

@@ -26,6 +26,7 @@ from graywsgi.context import (
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
 from graywsgi.extraction import Extraction
 from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.prevalidation import PreValidation
 from graywsgi.proxy import UpstreamProxy
 from graywsgi.router import Router
 from graywsgi.rules import RuleSet
@@ -46,6 +47,7 @@ __all__ = [
     "MemoryStore",
     "GrayContext",
     "GrayError",
+    "PreValidation",
     "RequestError",
     "Router",
     "RuleSet",

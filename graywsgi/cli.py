@@ -14,6 +14,7 @@ Command line
 
     graywsgi rollout status|start|advance|pause|resume|promote|rollback --rules FILE --state LOCATION
     graywsgi simulate --rules FILE [--ids FILE | --generate N]
+    graywsgi validate --openapi FILE [--rules FILE]
 
 ``LOCATION`` is the shared rollout state the workers read
 (:mod:`graywsgi.state`): a file path, or ``redis://host:port/db#key``.
@@ -92,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("--reason", default=f"manual {name} from the command line",
                                  help="why (kept in the state and logged by every worker)")
+    from graywsgi.prevalidation_cli import add_validate_parser
     from graywsgi.rollout_cli import add_rollout_parser, add_simulate_parser
 
+    add_validate_parser(commands)
     add_rollout_parser(commands)
     add_simulate_parser(commands)
     return parser
@@ -140,6 +143,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return serve(port=args.port, percent=args.percent)
     if args.command in ("rollback", "resume", "state"):
         return _run_state_command(args)
+    if args.command == "validate":
+        from graywsgi.prevalidation_cli import run_validate
+
+        return run_validate(args)
     if args.command == "rollout":
         from graywsgi.rollout_cli import run_rollout
 
