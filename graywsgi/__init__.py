@@ -15,6 +15,7 @@ Wrap any WSGI application; every request then carries a
 
 from __future__ import annotations
 
+from graywsgi.admin import AdminApp
 from graywsgi.context import (
     DegradeLevel,
     GrayContext,
@@ -38,6 +39,7 @@ from graywsgi.version import Version, VersionContext, VersionRange
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdminApp",
     "CanarySplit",
     "ConfigurationError",
     "DegradeLevel",

@@ -29,7 +29,9 @@ def _state() -> StateStore:
         from graywsgi.redis_store import RedisStateStore
 
         url, _, key = where.partition("#")
-        return RedisStateStore(url, key=key, check_interval=0.05)
+        # 0.5 s, not the default 50 ms: a loaded test machine must not turn
+        # a slow answer into "keep the last state" and make the test flaky.
+        return RedisStateStore(url, key=key, check_interval=0.05, timeout=0.5)
     return FileStateStore(where, check_interval=0.05)
 
 
