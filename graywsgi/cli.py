@@ -15,6 +15,7 @@ Command line
     graywsgi rollout status|start|advance|pause|resume|promote|rollback --rules FILE --state LOCATION
     graywsgi simulate --rules FILE [--ids FILE | --generate N]
     graywsgi validate --openapi FILE [--rules FILE]
+    graywsgi checklist run FILE [--approver NAME]... [--report PATH] [--json]
 
 ``LOCATION`` is the shared rollout state the workers read
 (:mod:`graywsgi.state`): a file path, or ``redis://host:port/db#key``.
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate_parser(commands)
     add_rollout_parser(commands)
     add_simulate_parser(commands)
+
+    from graywsgi.checklist_cli import add_checklist_parser
+
+    add_checklist_parser(commands)
     return parser
 
 
@@ -147,6 +152,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         from graywsgi.prevalidation_cli import run_validate
 
         return run_validate(args)
+    if args.command == "checklist":
+        from graywsgi.checklist_cli import run_checklist
+
+        return run_checklist(args)
     if args.command == "rollout":
         from graywsgi.rollout_cli import run_rollout
 

@@ -42,7 +42,19 @@ from graywsgi.errors import ConfigurationError
 from graywsgi.routing import CompiledRules, RuleError, json_path
 from graywsgi.rules import RuleSet
 
-__all__ = ["ConfigFileError", "load_rules", "parse_rules", "rules_schema", "FORMATS"]
+__all__ = [
+    "ConfigFileError",
+    "load_rules",
+    "parse_rules",
+    "rules_schema",
+    "FORMATS",
+    # building blocks shared with other file formats (graywsgi.checklist)
+    "parse_document",
+    "line_for",
+    "schema_error_line",
+    "schema_message",
+    "path_sort_key",
+]
 
 #: File name suffix -> format.
 FORMATS: t.Mapping[str, str] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
@@ -127,15 +139,15 @@ def parse_rules(raw: bytes | str, *, filename: str, format: str | None = None) -
 
 
 def _check(text: str, filename: str, format: str) -> CompiledRules:
-    data, lines = _parse(text, filename, format)
+    data, lines = parse_document(text, filename, format)
     if not isinstance(data, dict):
         raise ConfigFileError(filename, [(1, (), "the top level must be a mapping (an object)")])
     problems = [
-        (_error_line(lines, error), tuple(error.absolute_path), _schema_message(error))
+        (schema_error_line(lines, error), tuple(error.absolute_path), schema_message(error))
         for error in _validator().iter_errors(data)
     ]
     if problems:
-        problems.sort(key=lambda p: (p[0] if p[0] is not None else 0, _path_key(p[1])))
+        problems.sort(key=lambda p: (p[0] if p[0] is not None else 0, path_sort_key(p[1])))
         if len(problems) > MAX_REPORTED:
             left_out = len(problems) - MAX_REPORTED
             problems = problems[:MAX_REPORTED] + [(None, (), f"... and {left_out} more problems")]
@@ -143,18 +155,19 @@ def _check(text: str, filename: str, format: str) -> CompiledRules:
     try:
         return CompiledRules(RuleSet.from_dict(data))
     except RuleError as exc:
-        raise ConfigFileError(filename, [(_line_for(lines, exc.location), exc.location, exc.reason)]) from None
+        raise ConfigFileError(filename, [(line_for(lines, exc.location), exc.location, exc.reason)]) from None
 
 
 #: At most this many schema problems are listed; a last line counts the rest.
 MAX_REPORTED = 20
 
 
-def _path_key(location: _Location) -> tuple[tuple[int, int, str], ...]:
+def path_sort_key(location: _Location) -> tuple[tuple[int, int, str], ...]:
+    """Sort JSON paths with list indexes compared as numbers."""
     return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in location)
 
 
-def _error_line(lines: dict[_Location, int], error: jsonschema.ValidationError) -> int | None:
+def schema_error_line(lines: dict[_Location, int], error: jsonschema.ValidationError) -> int | None:
     """The line of a schema error; for an unexpected key, that key's line."""
     location = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -165,17 +178,18 @@ def _error_line(lines: dict[_Location, int], error: jsonschema.ValidationError) 
                 if line is not None:
                     return line
                 break
-    return _line_for(lines, location)
+    return line_for(lines, location)
 
 
-def _schema_message(error: jsonschema.ValidationError) -> str:
+def schema_message(error: jsonschema.ValidationError) -> str:
+    """A schema error's message, capped at 300 characters."""
     message = error.message
     if len(message) > 300:
         message = message[:297] + "..."
     return message
 
 
-def _line_for(lines: dict[_Location, int], location: _Location) -> int | None:
+def line_for(lines: dict[_Location, int], location: _Location) -> int | None:
     """The line of ``location``, or of its nearest ancestor that has one."""
     for end in range(len(location), -1, -1):
         line = lines.get(location[:end])
@@ -184,7 +198,11 @@ def _line_for(lines: dict[_Location, int], location: _Location) -> int | None:
     return None
 
 
-def _parse(text: str, filename: str, format: str) -> tuple[t.Any, dict[_Location, int]]:
+def parse_document(text: str, filename: str, format: str) -> tuple[t.Any, dict[_Location, int]]:
+    """Parse YAML, JSON or TOML text; return the data and a JSON path -> line map.
+
+    :raises ConfigFileError: for a syntax error or a duplicate key.
+    """
     if format == "toml":
         try:
             return tomllib.loads(text), {}
