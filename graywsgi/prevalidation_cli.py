@@ -43,10 +43,11 @@ def add_validate_parser(subparsers: t.Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "validate",
         help="check an OpenAPI document's x-gray-rules (and a rule file) and print them",
-        description="Run PreValidation's start-up checks on an OpenAPI 3.0/3.1 document, "
-        "optionally load a graywsgi rule file, and print each operation's gray rules.",
+        description="Check a graywsgi rule file (rules, clusters and its rollout plan) and/or run "
+        "PreValidation's start-up checks on an OpenAPI 3.0/3.1 document and print each operation's "
+        "gray rules. Give --rules, --openapi or both.",
     )
-    parser.add_argument("--openapi", required=True, metavar="FILE", help="the OpenAPI document (YAML or JSON)")
+    parser.add_argument("--openapi", metavar="FILE", help="the OpenAPI document (YAML or JSON)")
     parser.add_argument("--rules", metavar="FILE", help="a graywsgi rule file (YAML, JSON or TOML) to check too")
 
 
@@ -73,6 +74,17 @@ def run_validate(args: argparse.Namespace, out: t.TextIO | None = None, err: t.T
                 f"default {ruleset.default_cluster}; {len(ruleset.rules)} rules",
                 file=out,
             )
+            if ruleset.plan is not None:
+                plan = ruleset.plan
+                steps = ", ".join(
+                    f"{step.name} ({'=' if step.weight is None else f'{step.weight:g} %'})" for step in plan.steps
+                )
+                print(f"plan: {plan.rule} / {plan.cluster}: {steps}", file=out)
+    if args.openapi is None:
+        if args.rules is None:
+            print("graywsgi validate: give --rules FILE, --openapi FILE or both", file=err)
+            return 2
+        return 1 if failed else 0
     try:
         document = load_openapi(args.openapi)
         operations = compile_gray_rules(document)
