@@ -27,7 +27,9 @@ from graywsgi.context import (
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
 from graywsgi.extraction import Extraction
 from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.metrics import Metrics, MetricsListener
 from graywsgi.prevalidation import PreValidation
+from graywsgi.propagation import ContextExecutor, ContextFilter
 from graywsgi.proxy import UpstreamProxy
 from graywsgi.router import Router
 from graywsgi.rules import RuleSet
@@ -42,11 +44,15 @@ __all__ = [
     "AdminApp",
     "CanarySplit",
     "ConfigurationError",
+    "ContextExecutor",
+    "ContextFilter",
     "DegradeLevel",
     "Extraction",
     "ExtractionBreaker",
     "FileStore",
     "MemoryStore",
+    "Metrics",
+    "MetricsListener",
     "GrayContext",
     "GrayError",
     "PreValidation",

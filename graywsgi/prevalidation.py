@@ -131,6 +131,7 @@ from graywsgi.gray_rules import (
     compile_selector,
     is_gray,
 )
+from graywsgi.metrics import note, note_internal_error
 from graywsgi.openapi import OpenAPIDocument, PathIndex, load_openapi
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -252,6 +253,7 @@ class PreValidation:
             refusal = self.check(environ, context)
         except Exception:
             logger.exception("graywsgi pre-validation failed; serving the request unvalidated")
+            note_internal_error(environ, "prevalidation")
             refusal = None
         if refusal is None:
             return self.app(environ, start_response)
@@ -262,6 +264,7 @@ class PreValidation:
         operation = environ.get("graywsgi.operation")
         if operation is not None:
             extra = {"operation": operation, **extra}
+        note(environ, "validation.failed", operation=str(operation or "unmatched"), status=str(refusal.status))
         return problem_response(start_response, refusal.status, refusal.detail, extra=extra)
 
     # -- checking ----------------------------------------------------------------

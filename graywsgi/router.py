@@ -217,6 +217,8 @@ class Router:
         def serve_from_default() -> t.Iterable[bytes]:
             retried = Decision(default, rules.default_group, canary.rule, "retried on the default cluster")
             self._record(original, context, rules, retried)
+            environ[ENVIRON_KEY] = original[ENVIRON_KEY]  # what outer layers (metrics) read at close
+            environ[DECISION_KEY] = retried
             return self._target(rules, default)(original, start_response)
 
         self._record(environ, context, rules, decision)

@@ -56,6 +56,7 @@ from graywsgi.context import ENVIRON_KEY, GrayContext, replace
 from graywsgi.errors import ConfigurationError
 from graywsgi.extraction import Extraction
 from graywsgi.hashing import cached_fnv1a_32
+from graywsgi.metrics import note_internal_error
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -119,6 +120,7 @@ class CanarySplit:
             route = self.decide(context)
         except Exception:
             logger.exception("graywsgi split failed; routing to stable")
+            note_internal_error(environ, "split")
             route = STABLE
         replace(environ, context._replace(route=route))
         environ["HTTP_X_ROUTE_TO"] = route

@@ -90,11 +90,16 @@ def test_a_broken_document_fails_with_each_problem(tmp_path: Path) -> None:
     ]
 
 
-def test_the_openapi_option_is_required(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["validate"])
-    assert caught.value.code == 2
-    assert "--openapi" in capsys.readouterr().err
+def test_validate_needs_rules_or_openapi(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 2
+    assert "give --rules FILE, --openapi FILE or both" in capsys.readouterr().err
+
+
+def test_validate_a_rule_file_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    rules = Path(__file__).resolve().parent.parent / "examples" / "seven_steps" / "rules.yaml"
+    assert main(["validate", "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "OK -- clusters canary, stable" in out and "plan: checkout / canary: dark-launch (0 %)" in out
 
 
 def test_main_prints_to_the_standard_streams(capsys: pytest.CaptureFixture[str]) -> None:

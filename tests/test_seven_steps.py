@@ -107,10 +107,10 @@ def test_the_seven_steps(tmp_path: Path) -> None:
             result = advance(state)
         assert result.returncode == 0, result.stderr
         # 5. ramp
-        for expected in ("ramp-25", "ramp-50"):
+        for expected in ("4. ramp-25", "5. ramp-50"):
             result = advance(state)
             assert result.returncode == 0, result.stderr
-            assert f"-> " in result.stdout and expected in result.stdout
+            assert f"-> {expected}" in result.stdout
         status = graywsgi("rollout", "status", "--rules", RULES, "--state", state, "--json")
         assert json.loads(status.stdout)["weight"] == 50.0
         _, admin = get(service.port, "/_gray/status", {"Authorization": f"Bearer {TOKEN}"})
