@@ -298,6 +298,13 @@ class BreakerListener:
         in this process; called once per trip. ``totals`` are the window's
         counts at that moment."""
 
+    def on_rollback(self, reason: str) -> None:
+        """The kill switch was set; called by :class:`graywsgi.guard.Guard` in
+        every worker that sees it (once per worker)."""
+
+    def on_resume(self, reason: str) -> None:
+        """The kill switch was cleared (once per worker that sees it)."""
+
 
 class _Notice(t.NamedTuple):
     """A change made under the lock, announced after it is released."""

@@ -160,6 +160,7 @@ class Guard:
         self._latency: dict[str, LatencyWindow] = {}
         self._breakers: dict[str, RouteBreaker] = {}
         self._synced: dict[str, float] = {}
+        self._killed_seen = False
         self._lock = threading.Lock()
 
     def breaker(self, route: str) -> RouteBreaker:
@@ -190,6 +191,8 @@ class Guard:
     def admit(self, route: str) -> tuple[Admission, str]:
         """Whether a request may go to canary ``route``, and why not."""
         state = self.state.current()
+        if state.killed is not self._killed_seen:
+            self._kill_switch_changed(state.killed, state.reason)
         if state.killed:
             return Admission.REJECT, "rolled back"
         breaker = self.breaker(route)
@@ -200,6 +203,17 @@ class Guard:
         if admission is Admission.REJECT:
             return admission, f"breaker {breaker.state.value}"
         return admission, ""
+
+    def _kill_switch_changed(self, killed: bool, reason: str) -> None:
+        with self._lock:
+            if killed is self._killed_seen:
+                return
+            self._killed_seen = killed
+        for listener in self._listeners:
+            try:
+                (listener.on_rollback if killed else listener.on_resume)(reason)
+            except Exception:
+                logger.exception("graywsgi breaker listener %r failed", listener)
 
     def _adopt(self, breaker: RouteBreaker, shared: RouteState) -> None:
         self._synced[breaker.route] = shared.since

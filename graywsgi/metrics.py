@@ -1017,7 +1017,8 @@ class MetricsListener(BreakerListener):
             self.metrics.gauge("breaker.state", _BREAKER_GAUGE.get(new, 0), route=route)
 
     def on_rollback(self, reason: str = "") -> None:
-        """The kill switch was set (call where the rollback is made)."""
+        """The kill switch was set: the Guard calls this in every worker that
+        sees it, so ``rollback`` counts once per worker per rollback."""
         if self.metrics is not None:
             self.metrics.count("rollback")
 

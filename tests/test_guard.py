@@ -290,3 +290,23 @@ def test_status_reports_breakers_and_kill_switch() -> None:
     assert status["rules_version"] == "g1" and status["killed"] is False
     assert status["breakers"]["canary"]["state"] == "closed"
     json.dumps(status)
+
+
+def test_kill_switch_changes_reach_listeners_once_per_worker() -> None:
+    events: list[tuple[str, str]] = []
+
+    class Recorder(BreakerListener):
+        def on_rollback(self, reason: str) -> None:
+            events.append(("rollback", reason))
+
+        def on_resume(self, reason: str) -> None:
+            events.append(("resume", reason))
+
+    state = MemoryStateStore()
+    client = build(Guard(policy=POLICY, state=state, listeners=[Recorder()], clock=Clock()), Canary())
+    hit(client, n=2)
+    state.rollback("bad deploy")
+    hit(client, n=3)
+    state.resume("fixed")
+    hit(client, n=3)
+    assert events == [("rollback", "bad deploy"), ("resume", "fixed")]
