@@ -25,9 +25,11 @@ from graywsgi.context import (
     get_current,
 )
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
+from graywsgi.evolution import Api, Exemption, ProtocolEvolution, Stage
 from graywsgi.extraction import Extraction
 from graywsgi.extraction_breaker import ExtractionBreaker
 from graywsgi.metrics import Metrics, MetricsListener
+from graywsgi.mirror import Mirror
 from graywsgi.prevalidation import PreValidation
 from graywsgi.propagation import ContextExecutor, ContextFilter
 from graywsgi.proxy import UpstreamProxy
@@ -42,24 +44,29 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdminApp",
+    "Api",
     "CanarySplit",
     "ConfigurationError",
     "ContextExecutor",
     "ContextFilter",
     "DegradeLevel",
+    "Exemption",
     "Extraction",
     "ExtractionBreaker",
     "FileStore",
     "MemoryStore",
     "Metrics",
     "MetricsListener",
+    "Mirror",
     "GrayContext",
     "GrayError",
     "PreValidation",
+    "ProtocolEvolution",
     "RequestError",
     "Router",
     "RuleSet",
     "Source",
+    "Stage",
     "TrustPolicy",
     "UpstreamProxy",
     "Version",

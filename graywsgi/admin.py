@@ -245,6 +245,8 @@ class AdminApp:
         RFC 6750 ``b64token`` (letters, digits, ``-._~+/``, trailing ``=``).
     :param state: the rollout state store the kill switch lives in; default:
         the router's guard's. Without either, rollback and resume answer 409.
+    :param evolution: a :class:`graywsgi.evolution.ProtocolEvolution` whose
+        stages the status JSON reports (``protocol_evolution``).
     :param rollout: the rollout plan engine (:class:`RolloutControl`);
         default: the plan of the router's rule set, if any.
     :param audit_logger: the name of the logger audit records go to.
@@ -263,7 +265,11 @@ class AdminApp:
         audit_logger: str = "graywsgi.audit",
         history: int = HISTORY_SIZE,
         clock: t.Callable[[], float] = time.time,
+        evolution: t.Any = None,
     ) -> None:
+        if evolution is not None and not callable(getattr(evolution, "status", None)):
+            raise ConfigurationError(f"evolution must have status(), got {evolution!r}")
+        self.evolution = evolution
         if not isinstance(router, Router):
             raise ConfigurationError(f"router must be a graywsgi.Router, got {router!r}")
         if token is not None and not isinstance(token, str):
@@ -595,6 +601,7 @@ class AdminApp:
             "no_match": ruleset.no_match,
             "kill_switch": kill,
             "rollout": rollout_status,
+            "protocol_evolution": self.evolution.status() if self.evolution is not None else None,
             "trip_error_rate": guard.policy.error_rate if guard is not None else None,
             "routes": routes,
             "rules": rules,

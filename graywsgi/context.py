@@ -137,6 +137,9 @@ class GrayContext(t.NamedTuple):
     :param route_reason: why this route (``color``, ``version``, ``weight``,
         ``default``, ``no_match``, ``rerouted: breaker open``, ``rerouted:
         rolled back``, ``retried on the default cluster``).
+    :param protocol_stage: the API's retirement stage for this request
+        (``compat``, ``transition``, ``switch``), set by
+        :class:`graywsgi.evolution.ProtocolEvolution` for old-API requests.
     :param degrade_level: how far extraction degraded.
     :param dropped: names of the identifiers that were invalid and dropped.
     :param sources: where each identifier present came from (a read-only
@@ -158,6 +161,7 @@ class GrayContext(t.NamedTuple):
     group: str | None = None
     rules_version: str | None = None
     route_reason: str | None = None
+    protocol_stage: str | None = None
     degrade_level: DegradeLevel = DegradeLevel.NONE
     dropped: tuple[str, ...] = ()
     sources: t.Mapping[str, Source] = _EMPTY_SOURCES

@@ -601,7 +601,7 @@ def test_status_shape(setup: Setup) -> None:
     assert status.mimetype == "application/json"
     body = status.json
     assert set(body) == {"generated_at", "rules_version", "default_cluster", "clusters", "no_match",
-                         "kill_switch", "rollout", "trip_error_rate", "routes", "rules"}
+                         "kill_switch", "rollout", "protocol_evolution", "trip_error_rate", "routes", "rules"}
     assert body["rules_version"] == "r7" and body["default_cluster"] == "stable"
     assert body["clusters"] == ["canary", "stable"]
     assert body["kill_switch"] == {"killed": False, "reason": "", "since": None, "revision": 0}
