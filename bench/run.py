@@ -2,8 +2,11 @@
 
 Run from the repository root::
 
-    python bench/run.py            # full run (about a minute)
-    python bench/run.py --quick    # smoke run, used by the test suite
+    python bench/run.py                 # full run: in-process cases, peers, memory
+                                        # (1e5 and 1e6 requests), gunicorn A/B, budgets
+    python bench/run.py --quick         # smoke run in seconds, used by the test suite
+    python bench/run.py --plot docs/performance-layers.png   # also draw the plot
+    python bench/run.py --profile       # cProfile of the core chain, then exit
 
 Method: one WSGI environ is built per case; each call gets a fresh shallow
 copy, the response iterable is consumed and closed. Loop counts are
@@ -12,17 +15,33 @@ repeated ``--repeat`` times, round-robin over the cases, and the median and
 spread (min-max) reported in ns per request, plus the ratio of medians against the bare WSGI floor
 measured in the same run. The machines are shared and noisy: compare ratios
 from one run, never absolute times across runs.
+
+The *core chain* is ``Extraction + Router + Guard`` on a canary route with
+the breaker closed (the DESIGN's extraction + split + breaker window +
+context bind/release, metrics disabled), as in ``bench/metrics.py``; a
+lighter variant, ``Extraction + CanarySplit`` plus one ``RouteBreaker``
+admit/record per request, is measured next to it. Peers (openapi-core,
+pybreaker, GrowthBook) run in the same round-robin as graywsgi's layers.
+Memory runs the full chain (Metrics + core chain + PreValidation of a JSON
+body) with ``tracemalloc`` on. ``bench/gunicorn_ab.py`` gives the
+throughput under gunicorn. The run ends with the budget summary (DESIGN §5),
+PASS or MISS with the measured figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
+import socket
 import statistics
 import sys
 import time
 import typing as t
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from werkzeug.test import create_environ
 
@@ -185,50 +204,447 @@ def calibrate(app: WSGIApplication, environ: WSGIEnvironment, target: float) -> 
         loops *= 4
 
 
+class WindowRecord:
+    """One ``RouteBreaker`` admit + record per request around the application (graywsgi's window)."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        from graywsgi.breaker import RouteBreaker
+
+        self.app = app
+        self.breaker = RouteBreaker("canary")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        breaker = self.breaker
+        admission = breaker.admit()
+        try:
+            result = self.app(environ, start_response)
+        except Exception:
+            breaker.record(admission, error=True, slow=False)
+            raise
+        breaker.record(admission, error=False, slow=False)
+        return result
+
+
+class PyBreakerCall:
+    """The same job done by ``pybreaker``: the application called through ``CircuitBreaker.call``."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        import pybreaker
+
+        self.app = app
+        self.breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return self.breaker.call(self.app, environ, start_response)  # type: ignore[no-any-return]
+
+
+ROLLOUT_FEATURES = {
+    "canary": {"defaultValue": False, "rules": [{"force": True, "coverage": 0.15, "hashAttribute": "id"}]}
+}
+
+
+class GrowthBookSplit:
+    """A 15 % percentage rollout decided by GrowthBook on the ``X-Gray-ID`` header.
+
+    One long-lived ``GrowthBook`` instance (favourable to it: building one
+    per request costs more); per request the attributes are set and the
+    feature evaluated, and the route written to the environ as CanarySplit does.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        from growthbook import GrowthBook
+
+        self.app = app
+        self.growthbook = GrowthBook(features=ROLLOUT_FEATURES)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        growthbook = self.growthbook
+        growthbook.set_attributes({"id": environ.get("HTTP_X_GRAY_ID", "")})
+        environ["HTTP_X_ROUTE_TO"] = "canary" if growthbook.is_on("canary") else "stable"
+        return self.app(environ, start_response)
+
+
+class WithContext:
+    """Puts the gray context Extraction would build into the environ (built once, outside the timing)."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        from graywsgi.context import ENVIRON_KEY
+
+        seen: dict[str, object] = {}
+
+        def grab(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+            seen["context"] = environ[ENVIRON_KEY]
+            return bare_app(environ, start_response)
+
+        consume(Extraction(grab)(gray_environ(), _start_response))
+        self.key = ENVIRON_KEY
+        self.context = seen["context"]
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        environ[self.key] = self.context
+        return self.app(environ, start_response)
+
+
+def consume(result: t.Iterable[bytes]) -> None:
+    for _chunk in result:
+        pass
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
+    """Extraction + Router + Guard, every request to the canary route, breaker closed; metrics off."""
+    return Extraction(Router(app, all_canary(), apps={"canary": app}, guard=Guard()))
+
+
+def light_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
+    """Extraction + CanarySplit + one breaker-window admit/record per request."""
+    return Extraction(CanarySplit(WindowRecord(app), percent=15))
+
+
+def metrics_on(app: WSGIApplication, port: int) -> WSGIApplication:
+    from graywsgi.metrics import Metrics
+
+    return Metrics(app, port=port, tag_style="dogstatsd")
+
+
+def full_chain(port: int, spec: Path) -> WithJSONBody:
+    """Metrics + core chain + PreValidation (6 rules) of the bench's small JSON body."""
+    from graywsgi.prevalidation import PreValidation
+
+    checked = PreValidation(bare_app, openapi=spec)
+    return WithJSONBody(metrics_on(
+        Extraction(Router(bare_app, all_canary(), apps={"canary": checked}, guard=Guard())), port
+    ))
+
+
+class Case(t.NamedTuple):
+    app: WSGIApplication
+    environ: WSGIEnvironment
+    body: bytes | None = None  # a fresh io.BytesIO(body) per call when set
+    group: str = "layers"
+
+
+FLOOR = "bare WSGI (floor)"
+CORE = "core chain: Extraction + Router + Guard, metrics off"
+CORE_METRICS = "core chain + Metrics (dogstatsd, UDP)"
+FULL = "full chain: Metrics + core + PreValidation, JSON body"
+FULL_FLOOR = "full chain's environ change alone (its floor)"
+PV_FLOOR = "[pv] floor (bare app, same environ copy)"
+PV_OURS = "[pv] graywsgi PreValidation"
+PV_CORE = "[pv] openapi-core, as middleware"
+PV_CORE_ONLY = "[pv] openapi-core, validate_request only"
+BR_OURS = "[breaker] graywsgi window admit + record"
+BR_PEER = "[breaker] pybreaker CircuitBreaker.call"
+SPLIT_OURS = "[split] graywsgi CanarySplit (context given)"
+SPLIT_PEER = "[split] GrowthBook 15 % rollout"
+SPLIT_FLOOR = "[split] context given, no split (floor)"
+RULES = {
+    10: "Extraction + Router, 10 host/prefix rules",
+    1_000: "Extraction + Router, 1,000 rules",
+    10_000: "Extraction + Router, 10,000 rules",
+}
+
+
+def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
+    environ = gray_environ()
+    found: dict[str, Case] = {name: Case(app, environ) for name, app in cases().items()}
+    found[CORE] = Case(core_chain(), environ, group="chain")
+    found["light core: Extraction + CanarySplit + window record"] = Case(light_core_chain(), environ, group="chain")
+    found[CORE_METRICS] = Case(metrics_on(core_chain(), port), environ, group="chain")
+    found[FULL] = Case(full_chain(port, spec), environ, group="chain")
+    found[FULL_FLOOR] = Case(WithJSONBody(bare_app), environ, group="chain")
+    if peers:
+        import prevalidation  # bench/prevalidation.py
+
+        pv_environ = prevalidation.base_environ()
+        for name, app in prevalidation.cases(spec).items():
+            found[f"[pv] {name}"] = Case(app, pv_environ, prevalidation.BODY, group="peers")
+        found[BR_OURS] = Case(WindowRecord(bare_app), environ, group="peers")
+        found[BR_PEER] = Case(PyBreakerCall(bare_app), environ, group="peers")
+        found[SPLIT_FLOOR] = Case(WithContext(bare_app), environ, group="peers")
+        found[SPLIT_OURS] = Case(WithContext(CanarySplit(bare_app, percent=15)), environ, group="peers")
+        found[SPLIT_PEER] = Case(WithContext(GrowthBookSplit(bare_app)), environ, group="peers")
+    return found
+
+
+def run_case(case: Case, loops: int) -> float:
+    if case.body is None:
+        return run_once(case.app, case.environ, loops)
+    import prevalidation  # bench/prevalidation.py
+
+    return prevalidation.run_once(case.app, case.environ, case.body, loops)
+
+
+def calibrate_case(case: Case, target: float) -> int:
+    loops = 10
+    while True:
+        elapsed = run_case(case, loops)
+        if elapsed >= target / 4:
+            return max(10, int(loops * target / elapsed))
+        loops *= 4
+
+
+def check_outcomes(port: int, spec: Path) -> None:
+    """The full chain and both validators must accept the valid body and refuse the invalid one."""
+    import prevalidation  # bench/prevalidation.py
+
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> t.Callable[[bytes], object]:
+        statuses.append(status.split()[0])
+        return _write
+
+    full = full_chain(port, spec)
+    for body in (prevalidation.BODY, prevalidation.INVALID_BODY):
+        full.body = body
+        consume(full(gray_environ(), start_response))
+    if statuses != ["200", "400"]:
+        raise SystemExit(f"full chain: valid/invalid body -> {statuses}; expected 200 and 400")
+    for name, app in prevalidation.cases(spec).items():
+        if name in ("graywsgi PreValidation", "openapi-core, as middleware"):
+            got = (prevalidation.status_of(app, prevalidation.BODY), prevalidation.status_of(app, prevalidation.INVALID_BODY))
+            if got != ("201", "400"):
+                raise SystemExit(f"{name}: valid/invalid -> {got}; expected 201 and 400")
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_run(port: int, spec: Path, checkpoints: t.Sequence[int], warmup: int = 2_000) -> list[dict[str, float]]:
+    """RSS and tracemalloc totals after each checkpoint's number of requests through the full chain."""
+    import tracemalloc
+
+    app = full_chain(port, spec)
+    environ = gray_environ()
+    run_once(app, environ, warmup)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        rows = []
+        done = 0
+
+        def mark(requests: int) -> None:
+            gc.collect()
+            current, peak = tracemalloc.get_traced_memory()
+            rows.append({"requests": requests, "rss_kib": rss_kib(), "traced_kib": current / 1024,
+                         "traced_peak_kib": peak / 1024, "blocks": sys.getallocatedblocks()})
+            print(f"memory: {requests:,} requests, RSS {rows[-1]['rss_kib']:,} KiB,"
+                  f" traced {rows[-1]['traced_kib']:,.1f} KiB", file=sys.stderr)
+
+        mark(0)
+        for checkpoint in sorted(checkpoints):
+            run_once(app, environ, checkpoint - done)
+            done = checkpoint
+            mark(done)
+    finally:
+        tracemalloc.stop()
+    return rows
+
+
+def profile_core(requests: int, top: int = 18) -> None:
+    import cProfile
+    import pstats
+
+    app = core_chain()
+    environ = gray_environ()
+    run_once(app, environ, 1_000)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_once(app, environ, requests)
+    profiler.disable()
+    print(f"cProfile of the core chain ({CORE}), {requests:,} requests, by own time:")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = results[FLOOR]["median_ns"]
+    layers = [
+        ("pass-through layer", FLOOR),
+        ("Extraction", FLOOR),
+        ("Extraction + CanarySplit (chain so far)", FLOOR),
+        ("light core: Extraction + CanarySplit + window record", FLOOR),
+        (CORE, FLOOR),
+        (CORE_METRICS, FLOOR),
+        (FULL, FULL_FLOOR),
+        (PV_OURS, PV_FLOOR),
+        (PV_CORE, PV_FLOOR),
+        (BR_OURS, FLOOR),
+        (BR_PEER, FLOOR),
+        (SPLIT_OURS, SPLIT_FLOOR),
+        (SPLIT_PEER, SPLIT_FLOOR),
+        ("Flask hello-world", FLOOR),
+    ]
+    layers = [(name, base) for name, base in layers if name in results and base in results]
+    names = [name for name, _ in layers]
+    added = [max(results[name]["median_ns"] - results[base]["median_ns"], 1.0) / 1000 for name, base in layers]
+    colors = ["#c0504d" if ("openapi" in n or "pybreaker" in n or "GrowthBook" in n or "Flask" in n) else "#4f81bd"
+              for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [2.2, 1]})
+    left.barh(range(len(names)), added, color=colors)
+    left.set_yticks(range(len(names)), names, fontsize=8)
+    left.invert_yaxis()
+    left.set_xscale("log")
+    left.set_xlabel("µs per request over its floor (same-run medians, log scale); red = peers / Flask")
+    left.set_title("Per-layer cost")
+    for index, value in enumerate(added):
+        left.text(value, index, f" {value:.1f}", va="center", fontsize=7)
+    counts = [count for count in RULES if RULES[count] in results]
+    right.plot(counts, [(results[RULES[c]]["median_ns"] - floor) / 1000 for c in counts], "o-")
+    right.set_xscale("log")
+    right.set_ylim(bottom=0)
+    right.set_xlabel("host/prefix rules")
+    right.set_ylabel("µs per request over the bare floor")
+    right.set_title("Extraction + Router: rule scaling")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def budget_rows(results: dict[str, dict[str, float]], memory: list[dict[str, float]],
+                server: dict[str, t.Any] | None) -> list[tuple[str, str, str, bool | None]]:
+    """(budget, limit, measured, passed) for DESIGN §5; ``None`` = not measured in this run."""
+    med = {name: row["median_ns"] for name, row in results.items()}
+    rows: list[tuple[str, str, str, bool | None]] = []
+    core_added = med[CORE] - med[FLOOR]
+    rows.append(("core chain over bare", "<= 2.5 µs", f"{core_added / 1000:.2f} µs", core_added <= 2_500))
+    metrics_added = med[CORE_METRICS] - med[FLOOR]
+    rows.append(("core chain + metrics over bare", "<= 6 µs",
+                 f"{metrics_added / 1000:.2f} µs (metrics alone +{(med[CORE_METRICS] - med[CORE]) / 1000:.2f} µs)",
+                 metrics_added <= 6_000))
+    if PV_OURS in med:
+        ours = med[PV_OURS] - med[PV_FLOOR]
+        peer = med[PV_CORE] - med[PV_FLOOR]
+        only = med[PV_CORE_ONLY] - med[PV_FLOOR]
+        rows.append(("pre-validation vs openapi-core", ">= 20x cheaper",
+                     f"{peer / ours:.1f}x as middleware, {only / ours:.1f}x validate_request only", min(peer, only) / ours >= 20))
+    ratio = med[RULES[10_000]] / med[RULES[10]]
+    rows.append(("10,000 rules vs 10", "<= 1.2x", f"{ratio:.3f}x", ratio <= 1.2))
+    if server:
+        worst = min(server["ratios"].values())
+        text = ", ".join(f"{k} {v * 100:.1f} %" for k, v in server["ratios"].items())
+        rows.append(("gunicorn req/s with core chain", ">= 95 %", text, worst >= 0.95))
+    else:
+        rows.append(("gunicorn req/s with core chain", ">= 95 %", "not run (--no-server)", None))
+    if memory:
+        first, last = memory[0], memory[-1]
+        traced = last["traced_kib"] - first["traced_kib"]
+        rss = last["rss_kib"] - first["rss_kib"]
+        flat = traced <= 256 and rss <= 4_096
+        rows.append(("memory flat (full chain)", "traced +<=256 KiB, RSS +<=4 MiB",
+                     f"after {last['requests']:,.0f} req: traced {traced:+.1f} KiB, RSS {rss:+,.0f} KiB", flat))
+    else:
+        rows.append(("memory flat (full chain)", "flat", "not run", None))
+    return rows
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--target", type=float, default=0.5, help="seconds per repetition")
-    parser.add_argument("--quick", action="store_true", help="3 short repetitions (smoke run)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quick", action="store_true", help="everything tiny: a smoke run of a few seconds")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--memory", default="100000,1000000",
+                        help="comma-separated request counts for the memory run (0 = skip); --quick: 2000")
+    parser.add_argument("--no-server", action="store_true", help="skip the gunicorn A/B (bench/gunicorn_ab.py)")
+    parser.add_argument("--no-peers", action="store_true", help="skip openapi-core, pybreaker and GrowthBook")
+    parser.add_argument("--plot", metavar="PATH", help="write the per-layer / rule-scaling plot (PNG or SVG)")
+    parser.add_argument("--profile", type=int, nargs="?", const=200_000, metavar="REQUESTS",
+                        help="cProfile the core chain and exit")
     args = parser.parse_args(argv)
+    if args.profile:
+        profile_core(args.profile)
+        return 0
     if args.quick:
-        args.repeat, args.target = 3, 0.02
-    environ = gray_environ()
-    apps = cases()
-    loops_for = {name: calibrate(app, environ, args.target) for name, app in apps.items()}
-    # Repetitions go round-robin over the cases, so a noisy moment on the
-    # shared machine hits every case alike and same-run ratios stay fair.
-    samples_for: dict[str, list[float]] = {name: [] for name in apps}
-    for _ in range(args.repeat):
-        for name, app in apps.items():
-            loops = loops_for[name]
-            samples_for[name].append(run_once(app, environ, loops) / loops * 1e9)
+        args.repeat, args.target = 3, 0.01
+        if args.memory == parser.get_default("memory"):
+            args.memory = "2000"
+    checkpoints = [int(float(n)) for n in args.memory.split(",") if int(float(n)) > 0]
+    from prevalidation import write_spec  # bench/prevalidation.py
+
+    spec = write_spec()
+    # Metrics sends one UDP datagram per request to this socket, bound here and never read.
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    try:
+        check_outcomes(port, spec)
+        apps = all_cases(port, spec, peers=not args.no_peers)
+        loops_for = {name: calibrate_case(case, args.target) for name, case in apps.items()}
+        # Repetitions go round-robin over the cases, so a noisy moment on the
+        # shared machine hits every case alike and same-run ratios stay fair.
+        samples_for: dict[str, list[float]] = {name: [] for name in apps}
+        for _ in range(args.repeat):
+            for name, case in apps.items():
+                loops = loops_for[name]
+                samples_for[name].append(run_case(case, loops) / loops * 1e9)
+        print("timed cases done", file=sys.stderr)
+        memory = memory_run(port, spec, checkpoints) if checkpoints else []
+    finally:
+        sink.close()
     results: dict[str, dict[str, float]] = {}
     for name, samples in samples_for.items():
-        loops = loops_for[name]
         results[name] = {
             "median_ns": statistics.median(samples),
             "min_ns": min(samples),
             "max_ns": max(samples),
-            "loops": loops,
+            "loops": loops_for[name],
         }
-    floor = results["bare WSGI (floor)"]["median_ns"]
+    floor = results[FLOOR]["median_ns"]
     for row in results.values():
         row["ratio_to_floor"] = row["median_ns"] / floor
+    server = None
+    if not args.no_server:
+        import gunicorn_ab  # bench/gunicorn_ab.py
+
+        server = gunicorn_ab.run(quick=args.quick, log=sys.stderr)
+    if args.plot:
+        draw_plot(results, args.plot)
+    budgets = budget_rows(results, memory, server)
     chain = results["Extraction + CanarySplit (chain so far)"]["median_ns"]
-    added = chain - floor
     if args.json:
-        print(json.dumps({"cases": results, "chain_added_ns": added}, indent=2))
+        print(json.dumps({
+            "cases": results, "chain_added_ns": chain - floor, "memory": memory, "server": server,
+            "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in budgets],
+        }, indent=2))
         return 0
-    print(f"{'case':45} {'median ns':>10} {'spread ns':>17} {'x floor':>8}")
+    print(f"{'case':58} {'median ns':>10} {'spread ns':>17} {'x floor':>8}")
     for name, row in results.items():
         spread = f"{row['min_ns']:.0f}-{row['max_ns']:.0f}"
-        print(f"{name:45} {row['median_ns']:10.0f} {spread:>17} {row['ratio_to_floor']:8.2f}")
-    print(f"\nchain so far adds {added:.0f} ns per request over the bare floor (same-run medians)")
-    ten = results["Extraction + Router, 10 host/prefix rules"]["median_ns"]
-    many = results["Extraction + Router, 10,000 rules"]["median_ns"]
-    print(f"Router with 10,000 rules / with 10 rules: {many / ten:.3f} (same-run medians)")
+        print(f"{name:58} {row['median_ns']:10.0f} {spread:>17} {row['ratio_to_floor']:8.2f}")
+    print(f"\nchain so far adds {chain - floor:.0f} ns per request over the bare floor (same-run medians)")
+    print(f"Router with 10,000 rules / with 10 rules: {results[RULES[10_000]]['median_ns'] / results[RULES[10]]['median_ns']:.3f}"
+          " (same-run medians)")
+    if BR_OURS in results:
+        for ours, peer, base in ((PV_OURS, PV_CORE, PV_FLOOR), (BR_OURS, BR_PEER, FLOOR), (SPLIT_OURS, SPLIT_PEER, SPLIT_FLOOR)):
+            a = results[ours]["median_ns"] - results[base]["median_ns"]
+            b = results[peer]["median_ns"] - results[base]["median_ns"]
+            print(f"peer: {peer} {b:,.0f} ns vs {ours} {a:,.0f} ns over the same floor: {b / a:.1f}x")
+    if memory:
+        print(f"\nmemory, full chain, tracemalloc on ({'requests':>9} {'RSS KiB':>9} {'traced KiB':>11} {'peak KiB':>9} {'blocks':>9})")
+        for row in memory:
+            print(f"{'':33} {row['requests']:>9,.0f} {row['rss_kib']:>9,.0f} {row['traced_kib']:>11,.1f}"
+                  f" {row['traced_peak_kib']:>9,.1f} {row['blocks']:>9,.0f}")
+    if server:
+        print()
+        print(server["table"])
+    print("\nbudget summary (DESIGN §5; same-run medians)")
+    print(f"{'budget':34} {'limit':32} {'result':6} measured")
+    for budget, limit, measured, passed in budgets:
+        verdict = "n/a" if passed is None else ("PASS" if passed else "MISS")
+        print(f"{budget:34} {limit:32} {verdict:6} {measured}")
     return 0
 
 

@@ -1,0 +1,193 @@
+"""Throughput under gunicorn: a Flask hello-world without (A) and with (B) the core chain.
+
+Run from the repository root (gunicorn and Flask are dev dependencies; the
+load generator is ``wrk``, the Debian package, or a small threaded Python
+client when ``wrk`` is not on the PATH)::
+
+    python bench/gunicorn_ab.py            # 5 alternating A/B rounds of 3 s per worker class
+    python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
+
+For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
+threads) both servers are started on free 127.0.0.1 ports, warmed up, then
+loaded in turn -- A B, B A, A B, ... -- so drift on the shared machine hits
+both alike. The table gives the median requests/s of each and the ratio
+B/A of the medians. Every load run is bounded by a timeout, and the
+servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import typing as t
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PATH = "/orders/42"
+HEADERS = {"X-Gray-ID": "user-7f3a9c2e-41d8-4f3b-9a51-0c6e2b7d8e10", "X-Env": "prod", "X-Version": "1.5.0"}
+WORKERS = {"sync": ["--workers", "1"], "gthread": ["--workers", "1", "--threads", "4"]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One gunicorn master serving ``bench/ab_app.py:<name>``; stopped by its pid."""
+
+    def __init__(self, name: str, worker_class: str) -> None:
+        self.port = free_port()
+        command = [
+            sys.executable, "-m", "gunicorn", f"ab_app:{name}", "--chdir", str(HERE),
+            "--bind", f"127.0.0.1:{self.port}", "--worker-class", worker_class, *WORKERS[worker_class],
+            "--graceful-timeout", "3", "--timeout", "30", "--log-level", "warning",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn ({name}, {worker_class}) exited with {self.process.returncode}")
+            try:
+                if get(self.port) == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn ({name}, {worker_class}) did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def get(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", PATH, headers=HEADERS)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def load_wrk(port: int, seconds: int, connections: int) -> float:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
+    for name, value in HEADERS.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} error responses:\n{output}")
+    match = re.search(r"Requests/sec:\s*([\d.]+)", output)
+    if not match:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{output}")
+    return float(match.group(1))
+
+
+def load_python(port: int, seconds: int, connections: int) -> float:
+    """A threaded keep-alive client (reconnecting when the server closes): the fallback without wrk."""
+    stop_at = time.monotonic() + seconds
+    counts = [0] * connections
+
+    def worker(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while time.monotonic() < stop_at:
+            try:
+                connection.request("GET", PATH, headers=HEADERS)
+                response = connection.getresponse()
+                response.read()
+                if response.status == 200:
+                    counts[index] += 1
+                if response.will_close:
+                    connection.close()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+        connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 10)
+    return sum(counts) / (time.monotonic() - start)
+
+
+def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
+        worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None) -> dict[str, t.Any]:
+    rounds = rounds or (1 if quick else 5)
+    seconds = seconds or (1 if quick else 3)
+    tool = "wrk" if shutil.which("wrk") else "python"
+    load = load_wrk if tool == "wrk" else load_python
+    samples: dict[str, dict[str, list[float]]] = {}
+    for worker_class in worker_classes:
+        servers: dict[str, Server] = {}
+        try:
+            for name in ("plain", "chained"):
+                servers[name] = Server(name, worker_class)
+            if not quick:
+                for server in servers.values():
+                    load(server.port, 1, connections)  # warm-up
+            runs: dict[str, list[float]] = {"plain": [], "chained": []}
+            for index in range(rounds):
+                order = ("plain", "chained") if index % 2 == 0 else ("chained", "plain")
+                for name in order:
+                    runs[name].append(load(servers[name].port, seconds, connections))
+                    if log:
+                        print(f"gunicorn {worker_class} {name}: {runs[name][-1]:,.0f} req/s", file=log)
+            samples[worker_class] = runs
+        finally:
+            for server in servers.values():
+                server.stop()
+    ratios = {}
+    lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s",
+             f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7}   runs A | B"]
+    for worker_class, runs in samples.items():
+        a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
+        ratios[worker_class] = b / a
+        spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
+        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {b / a * 100:6.1f}%   {spread}")
+    return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections,
+            "samples": samples, "ratios": ratios, "table": "\n".join(lines)}
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 round of 1 s per worker class")
+    parser.add_argument("--rounds", type=int, help="A/B rounds (default 5)")
+    parser.add_argument("--seconds", type=int, help="seconds per load run (default 3)")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
+                 log=sys.stderr)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2))
+    else:
+        print(result["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The benchmark runs (a smoke run in seconds); it asserts no time, only that it completes and reports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_run_prints_the_tables() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "bare WSGI (floor)" in out
+    assert "core chain: Extraction + Router + Guard, metrics off" in out
+    assert "[pv] openapi-core, as middleware" in out
+    assert "[breaker] pybreaker CircuitBreaker.call" in out
+    assert "[split] GrowthBook 15 % rollout" in out
+    assert "memory, full chain, tracemalloc on" in out
+    assert "gunicorn, Flask hello-world" in out
+    assert "budget summary" in out
+    summary = out.split("budget summary", 1)[1]
+    for budget in ("core chain over bare", "core chain + metrics over bare", "pre-validation vs openapi-core",
+                   "10,000 rules vs 10", "gunicorn req/s with core chain", "memory flat"):
+        line = next(line for line in summary.splitlines() if line.startswith(budget))
+        assert " PASS " in line or " MISS " in line, line
