@@ -142,12 +142,26 @@ def test_unreachable_redis_keeps_last_state_and_logs_once(caplog: pytest.LogCapt
 
 
 def test_stores_open_no_connection_until_used() -> None:
-    before = {fd for fd in os.listdir("/proc/self/fd")}
-    RedisStateStore(REDIS_URL)
-    RedisRuleStore(REDIS_URL, initial=RULES_V1)
-    after = {fd for fd in os.listdir("/proc/self/fd")}
-    sockets = [fd for fd in after - before if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")]
-    assert sockets == []
+    # In a fresh process, so sockets other tests leave behind do not count.
+    code = (
+        "import os\n"
+        "from graywsgi.redis_store import RedisFleetWindow, RedisRuleStore, RedisStateStore\n"
+        "from graywsgi.rules import Cluster, RuleSet\n"
+        "def sockets():\n"
+        "    return {fd for fd in os.listdir('/proc/self/fd')\n"
+        "            if os.path.exists(f'/proc/self/fd/{fd}') and os.readlink(f'/proc/self/fd/{fd}').startswith('socket:')}\n"
+        "before = sockets()\n"
+        f"RedisStateStore({REDIS_URL!r})\n"
+        f"RedisRuleStore({REDIS_URL!r}, initial=RuleSet(clusters={{'stable': Cluster()}}))\n"
+        f"RedisFleetWindow({REDIS_URL!r}, 'canary')\n"
+        "print(len(sockets() - before))\n"
+    )
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
 
 
 @pytest.mark.parametrize(
