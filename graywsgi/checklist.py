@@ -152,7 +152,6 @@ import collections
 import contextlib
 import dataclasses
 import enum
-import functools
 import importlib
 import json
 import logging
@@ -173,7 +172,6 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from importlib import resources
 
 import jsonschema
 
@@ -181,11 +179,13 @@ from graywsgi.config import (
     FORMATS,
     MAX_REPORTED,
     ConfigFileError,
-    schema_error_line,
     line_for,
     parse_document,
     path_sort_key,
+    published_schema,
+    schema_error_line,
     schema_message,
+    schema_validator,
 )
 from graywsgi.errors import ConfigurationError, GrayError
 from graywsgi.routing import json_path
@@ -267,21 +267,13 @@ class ApproverError(GrayError, ValueError):
 # -- the file ---------------------------------------------------------------
 
 
-@functools.cache
 def checklist_schema() -> dict[str, t.Any]:
     """The published JSON Schema of checklist files."""
-    text = resources.files("graywsgi").joinpath("schema/checklist.schema.json").read_text("utf-8")
-    schema: dict[str, t.Any] = json.loads(text)
-    return schema
+    return published_schema("checklist.schema.json")
 
 
-@functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = checklist_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    validator: jsonschema.protocols.Validator = cls(schema)
-    return validator
+    return schema_validator("checklist.schema.json")
 
 
 @dataclasses.dataclass(frozen=True)

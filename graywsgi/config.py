@@ -50,6 +50,8 @@ __all__ = [
     "FORMATS",
     # building blocks shared with other file formats (graywsgi.checklist)
     "parse_document",
+    "published_schema",
+    "schema_validator",
     "line_for",
     "schema_error_line",
     "schema_message",
@@ -80,20 +82,30 @@ class ConfigFileError(ConfigurationError):
 
 
 @functools.cache
-def rules_schema() -> dict[str, t.Any]:
-    """The published JSON Schema of rule files."""
-    text = resources.files("graywsgi").joinpath("schema/rules.schema.json").read_text("utf-8")
+def published_schema(name: str) -> dict[str, t.Any]:
+    """A JSON Schema shipped in ``graywsgi/schema/`` (e.g. ``rules.schema.json``)."""
+    text = resources.files("graywsgi").joinpath(f"schema/{name}").read_text("utf-8")
     schema: dict[str, t.Any] = json.loads(text)
     return schema
 
 
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = rules_schema()
+def schema_validator(name: str) -> jsonschema.protocols.Validator:
+    """A checked validator for :func:`published_schema` ``name``, built once."""
+    schema = published_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     validator: jsonschema.protocols.Validator = cls(schema)
     return validator
+
+
+def rules_schema() -> dict[str, t.Any]:
+    """The published JSON Schema of rule files."""
+    return published_schema("rules.schema.json")
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    return schema_validator("rules.schema.json")
 
 
 def load_rules(path: str | os.PathLike[str]) -> CompiledRules:

@@ -233,13 +233,14 @@ class Guard:
         route: str,
         admission: Admission,
         target: WSGIApplication,
-        fallback: t.Callable[[], t.Iterable[bytes]],
+        fallback: t.Callable[[WSGIEnvironment], t.Iterable[bytes]],
         environ: WSGIEnvironment,
         start_response: StartResponse,
     ) -> t.Iterable[bytes]:
         """Serve an admitted canary request and record its outcome.
 
-        :param fallback: serves the request from the default cluster, for a
+        :param fallback: serves the request from the default cluster, given
+            a copy of the environ taken before the canary saw it, for a
             lossless retry (see the module docs).
         """
         breaker = self.breaker(route)
@@ -253,6 +254,7 @@ class Guard:
 
         if not (self.retry_on_stable and _retryable(environ)):
             return observe(target, environ, start_response, done)
+        original = dict(environ)  # only when a retry is possible: the canary may change environ
         outcome = attempt(
             target, environ, start_response, done, failed=lambda status: self.is_error(status, False)
         )
@@ -261,7 +263,7 @@ class Guard:
         done(outcome.status, outcome.raised)
         logger.info("graywsgi: %s failed (%s); served from the default cluster", route,
                     "raised" if outcome.raised else outcome.status)
-        return fallback()
+        return fallback(original)
 
     def record_baseline(self, target: WSGIApplication, environ: WSGIEnvironment,
                         start_response: StartResponse) -> t.Iterable[bytes]:

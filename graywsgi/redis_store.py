@@ -88,6 +88,17 @@ class _Connection:
             self._pid = pid
         return self._client
 
+    def changed(self, key: str, last: bytes | None, what: str) -> bytes | None:
+        """The key's value if it differs from ``last``; ``None`` when it is
+        unchanged, missing, or Redis is unreachable (logged once)."""
+        try:
+            raw = _as_bytes(self.client().get(key))
+        except self.errors as exc:
+            self.failed(what, exc)
+            return None
+        self.succeeded()
+        return None if raw is None or raw == last else raw
+
     def failed(self, what: str, exc: BaseException) -> None:
         if not self._unreachable:
             self._unreachable = True
@@ -131,14 +142,8 @@ class RedisStateStore(StateStore):
         return self._state
 
     def _read(self) -> None:
-        connection = self._connection
-        try:
-            raw = _as_bytes(connection.client().get(self.key))
-        except connection.errors as exc:
-            connection.failed("rollout state", exc)
-            return
-        connection.succeeded()
-        if raw is None or raw == self._raw:
+        raw = self._connection.changed(self.key, self._raw, "rollout state")
+        if raw is None:
             return
         try:
             state = RolloutState.from_json(raw)
@@ -213,14 +218,8 @@ class RedisRuleStore(RuleStore):
         return self._rules
 
     def _read(self) -> None:
-        connection = self._connection
-        try:
-            raw = _as_bytes(connection.client().get(self.key))
-        except connection.errors as exc:
-            connection.failed("rules", exc)
-            return
-        connection.succeeded()
-        if raw is None or raw == self._raw:
+        raw = self._connection.changed(self.key, self._raw, "rules")
+        if raw is None:
             return
         self._raw = raw
         try:

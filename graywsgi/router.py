@@ -211,10 +211,9 @@ class Router:
             decision = Decision(default, rules.default_group, decision.rule, f"rerouted: {why}")
             self._record(environ, context, rules, decision)
             return guard.record_baseline(self._target(rules, default), environ, start_response)
-        original = dict(environ)
         canary = decision
 
-        def serve_from_default() -> t.Iterable[bytes]:
+        def serve_from_default(original: WSGIEnvironment) -> t.Iterable[bytes]:
             retried = Decision(default, rules.default_group, canary.rule, "retried on the default cluster")
             self._record(original, context, rules, retried)
             environ[ENVIRON_KEY] = original[ENVIRON_KEY]  # what outer layers (metrics) read at close
