@@ -1,94 +1,158 @@
-"""Run a request -- the app call, every body chunk, close() -- in its own context."""
+"""One response wrapper per request, shared by every graywsgi layer.
+
+Several layers must act when a response ends -- the Guard records the
+outcome in the breaker, Metrics sends the request's timing -- and Extraction
+must make the gray context visible while the response body is iterated and
+closed. Giving each layer a wrapper of its own would put one Python
+``__next__`` and one ``close()`` per layer on every response. Instead the
+outermost graywsgi layer of a request opens a :class:`RequestScope`, puts it
+at ``environ["graywsgi.scope"]`` and returns it as the response; the layers
+inside join it:
+
+- :meth:`RequestScope.on_close` registers ``callback(raised)``, run once
+  when the response is closed (inner layers' callbacks first, as their
+  wrappers would have been closed first);
+- Extraction sets :attr:`RequestScope.gray`; every ``next()`` on the body
+  and the ``close()`` then run with that context bound, in whatever thread
+  the server uses, and unbound again afterwards.
+
+A layer that calls the application follows three steps::
+
+    scope, owner = RequestScope.join(environ)
+    try:
+        iterable = app(environ, start_response)
+    except BaseException:
+        if owner:
+            scope.abort()      # callbacks run with raised=True
+        raise
+    return scope.finish(iterable) if owner else iterable
+
+A scope is joinable only while its owner's application call is running, so
+an environ reused for a second request (tests do that) gets a fresh scope.
+When nothing needs the end of the response -- no callback, and a body that
+is a list or tuple (iterating it runs no code) -- :meth:`finish` hands back
+the application's own iterable.
+"""
 
 from __future__ import annotations
 
-import contextvars
 import typing as t
 
-from graywsgi.context import GrayContext, bind, release
+from graywsgi.context import _current_context
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["RequestScope"]
+    from graywsgi.context import GrayContext
 
+__all__ = ["RequestScope", "SCOPE_KEY"]
 
-def _enter(
-    app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse, gray: GrayContext
-) -> tuple[contextvars.Token[GrayContext], t.Iterable[bytes], t.Iterator[bytes]]:
-    token = bind(environ, gray)
-    try:
-        iterable = app(environ, start_response)
-        return token, iterable, iter(iterable)
-    except BaseException:
-        release(token)
-        raise
+SCOPE_KEY = "graywsgi.scope"
 
+OnClose = t.Callable[[bool], None]
 
-def _leave(iterable: t.Iterable[bytes], token: contextvars.Token[GrayContext]) -> None:
-    try:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    finally:
-        release(token)
+_PLAIN_BODIES = (list, tuple)
 
 
 class RequestScope:
-    """The response iterable of one request, bound to one ``contextvars.Context``.
+    """The response iterable of one request, closed once for every layer."""
 
-    Every piece of the request's work -- the application call, each
-    ``next()`` on its body and ``close()`` -- runs inside the request's own
-    :class:`contextvars.Context`, made fresh for it, where the gray context
-    is bound. Whatever thread the server uses for each step, and however it
-    interleaves responses (greenlet and event-loop servers iterate several
-    bodies in turn on one thread), the request sees its own context and no
-    other code sees it.
+    __slots__ = ("gray", "raised", "calling", "_callbacks", "_iterable", "_iterator", "_closed")
 
-    PEP 3333 servers call ``close()`` after the last chunk, after an error
-    while iterating and after a client disconnect; ``close()`` runs the
-    wrapped iterable's own ``close()`` first (its cleanup still sees the
-    context), then releases the context -- exactly once. If the application
-    raises before returning, the context is released before the exception
-    propagates.
-    """
-
-    __slots__ = ("_context", "_iterable", "_iterator", "_token", "_closed")
-
-    def __init__(
-        self,
-        context: contextvars.Context,
-        iterable: t.Iterable[bytes],
-        iterator: t.Iterator[bytes],
-        token: contextvars.Token[GrayContext],
-    ) -> None:
-        self._context = context
-        self._iterable = iterable
-        self._iterator = iterator
-        self._token = token
+    def __init__(self) -> None:
+        #: The gray context bound while the body is iterated and closed.
+        self.gray: GrayContext | None = None
+        #: Whether iterating the body raised.
+        self.raised = False
+        #: True while the owner's application call runs (the scope is joinable).
+        self.calling = True
+        self._callbacks: list[OnClose] = []
+        self._iterable: t.Iterable[bytes] = ()
+        self._iterator: t.Iterator[bytes] | None = None
         self._closed = False
 
     @classmethod
-    def call(
-        cls,
-        app: WSGIApplication,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        gray: GrayContext,
-    ) -> RequestScope:
-        """Bind ``gray`` in a new context and call ``app`` there."""
-        context = contextvars.copy_context()
-        token, iterable, iterator = context.run(_enter, app, environ, start_response, gray)
-        return cls(context, iterable, iterator, token)
+    def join(cls, environ: WSGIEnvironment) -> tuple[RequestScope, bool]:
+        """The request's scope, and whether the caller opened (owns) it."""
+        scope = environ.get(SCOPE_KEY)
+        if scope.__class__ is cls and scope.calling:
+            return scope, False
+        scope = environ[SCOPE_KEY] = cls()
+        return scope, True
 
-    def __iter__(self) -> RequestScope:
+    def on_close(self, callback: OnClose) -> None:
+        """Run ``callback(raised)`` when the response is closed."""
+        self._callbacks.append(callback)
+
+    def abort(self) -> None:
+        """The owner's application call raised: run the callbacks now."""
+        self.calling = False
+        self._closed = True
+        self._run_callbacks(True)
+
+    def finish(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
+        """The response to hand to the server, once the owner's app returned."""
+        self.calling = False
+        if not self._callbacks and (self.gray is None or iterable.__class__ in _PLAIN_BODIES):
+            return iterable  # nothing to do at next() or close()
+        self._iterable = iterable
+        return self
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        iterable = self._iterable
+        if iterable.__class__ in _PLAIN_BODIES:
+            return iter(iterable)  # iterating it runs no code: nothing to bind or watch
         return self
 
     def __next__(self) -> bytes:
-        return self._context.run(next, self._iterator)
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self._iterable)
+        gray = self.gray
+        if gray is None:
+            try:
+                return next(iterator)
+            except StopIteration:
+                raise
+            except BaseException:
+                self.raised = True
+                raise
+        token = _current_context.set(gray)
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise
+        except BaseException:
+            self.raised = True
+            raise
+        finally:
+            _current_context.reset(token)
 
     def close(self) -> None:
+        """Close the app's iterable, then run the callbacks, exactly once."""
         if self._closed:
             return
         self._closed = True
-        self._context.run(_leave, self._iterable, self._token)
+        gray = self.gray
+        token = _current_context.set(gray) if gray is not None else None
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            try:
+                self._run_callbacks(self.raised)
+            finally:
+                if token is not None:
+                    _current_context.reset(token)
+
+    def _run_callbacks(self, raised: bool) -> None:
+        error: BaseException | None = None
+        for callback in self._callbacks:
+            try:
+                callback(raised)
+            except BaseException as exc:  # the others still run
+                if error is None:
+                    error = exc
+        if error is not None:
+            raise error

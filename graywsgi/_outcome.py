@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing as t
 
+from graywsgi._closing import RequestScope
+
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -69,7 +71,12 @@ class _Observed:
 def observe(
     app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse, on_done: OnDone
 ) -> t.Iterable[bytes]:
-    """Call ``app``; report its status and whether it raised when the response closes."""
+    """Call ``app``; report its status and whether it raised when the response closes.
+
+    The report is a callback on the request's
+    :class:`~graywsgi._closing.RequestScope` (opened here if this is the
+    outermost graywsgi layer), not a wrapper of its own.
+    """
     status: list[int | None] = [None]
 
     def capture(
@@ -78,12 +85,16 @@ def observe(
         status[0] = status_code(status_line)
         return start_response(status_line, headers, exc_info)
 
+    scope, owner = RequestScope.join(environ)
     try:
         iterable = app(environ, capture)
     except BaseException:
+        if owner:
+            scope.abort()
         on_done(status[0], True)
         raise
-    return _Observed(iterable, status, on_done)
+    scope.on_close(lambda raised: on_done(status[0], raised))
+    return scope.finish(iterable) if owner else iterable
 
 
 class Attempt(t.NamedTuple):
@@ -155,7 +166,11 @@ def attempt(
         _close(iterable)
         return Attempt(None, status[0], "status" not in held)
     commit()
-    return Attempt(_Observed(iterable, status, on_done, first), status[0], False)
+    if first:
+        return Attempt(_Observed(iterable, status, on_done, first), status[0], False)
+    scope, owner = RequestScope.join(environ)
+    scope.on_close(lambda raised: on_done(status[0], raised))
+    return Attempt(scope.finish(iterable) if owner else iterable, status[0], False)
 
 
 def _close(iterable: t.Iterable[bytes]) -> None:

@@ -114,7 +114,7 @@ import uuid
 
 from graywsgi._closing import RequestScope
 from graywsgi._query import query_param_bytes
-from graywsgi.context import DegradeLevel, GrayContext, Source
+from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext, Source, _current_context
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, ExtractionBreaker
 from graywsgi.headers import valid_field_value
@@ -292,9 +292,22 @@ class Extraction:
                 "Gray context extraction is temporarily unavailable.",
                 headers=[("Retry-After", str(seconds))],
             )
-        # The request runs in a Context of its own: bound there, visible to
-        # nothing else, released there when the response is closed.
-        return RequestScope.call(self.app, environ, start_response, context)
+        # Bound for the application call here, and by the request's scope
+        # around every next() and close() of the body: visible to nothing
+        # else, in whatever thread the server uses for each step.
+        scope, owner = RequestScope.join(environ)
+        environ[ENVIRON_KEY] = context
+        token = _current_context.set(context)
+        try:
+            iterable = self.app(environ, start_response)
+        except BaseException:
+            _current_context.reset(token)
+            if owner:
+                scope.abort()
+            raise
+        scope.gray = _current_context.get()  # as the layers below left it (route, ...)
+        _current_context.reset(token)
+        return scope.finish(iterable) if owner else iterable
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.

@@ -168,22 +168,41 @@ def test_interleaved_responses_on_one_thread() -> None:
     assert get_current() is None
 
 
-def test_released_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import graywsgi._closing as closing_module
+def test_closed_exactly_once_and_released() -> None:
+    closes: list[str | None] = []
 
-    calls: list[object] = []
-    real_release = closing_module.release
-    monkeypatch.setattr(closing_module, "release", lambda token: (calls.append(token), real_release(token)))
+    class Body:
+        def __iter__(self) -> t.Iterator[bytes]:
+            yield b"x"
+
+        def close(self) -> None:
+            ctx = get_current()
+            closes.append(ctx.gray_id if ctx else None)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         start_response("200 OK", [])
-        return [b"x"]
+        return Body()
 
-    result = Extraction(app)(create_environ("/"), _start_response)
-    list(result)
+    result = Extraction(app)(create_environ("/", headers={"X-Gray-ID": "once"}), _start_response)
+    assert get_current() is None
+    assert list(result) == [b"x"]
     result.close()  # type: ignore[attr-defined]
     result.close()  # type: ignore[attr-defined]
-    assert len(calls) == 1
+    assert closes == ["once"]
+    assert get_current() is None
+
+
+def test_a_list_body_is_handed_back_unwrapped() -> None:
+    """Iterating a list runs no code: nothing to bind, nothing to close."""
+    body = [b"x"]
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+        assert current.gray_id == "listed"
+        return body
+
+    result = Extraction(app)(create_environ("/", headers={"X-Gray-ID": "listed"}), _start_response)
+    assert result is body
     assert get_current() is None
 
 

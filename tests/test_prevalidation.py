@@ -94,7 +94,9 @@ def call(middleware: PreValidation, environ: WSGIEnvironment) -> Answer:
     try:
         data = b"".join(app_iter)
     finally:
-        t.cast(t.Any, app_iter).close()
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
     return Answer(int(status.split()[0]), headers, data)
 
 
@@ -639,7 +641,9 @@ def test_the_body_is_buffered_once() -> None:
     tracemalloc.start()
     try:
         result = extraction(environ, lambda status, headers, exc_info=None: lambda data: None)
-        t.cast(t.Any, result).close()
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
     finally:
         tracemalloc.stop()
     # Reading all of a BytesIO hands out its own buffer, so the one new
