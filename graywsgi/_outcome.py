@@ -82,7 +82,8 @@ def observe(
     def capture(
         status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
     ) -> t.Callable[[bytes], object]:
-        status[0] = status_code(status_line)
+        head = status_line[:3]  # status_code(), inlined: this runs for every request
+        status[0] = int(head) if head.isdigit() else None
         return start_response(status_line, headers, exc_info)
 
     scope, owner = RequestScope.join(environ)
@@ -123,54 +124,59 @@ def attempt(
     :func:`observe`. An app that uses the legacy ``write()`` callable
     commits its status at once and is never retried.
     """
-    held: dict[str, t.Any] = {}
-    status: list[int | None] = [None]
+    line: str | None = None  # the held status line, headers and exc_info
+    held_headers: list[tuple[str, str]] = []
+    held_exc_info: t.Any = None
+    code: int | None = None
+    sent: t.Callable[[bytes], object] | None = None  # the server's write(), once committed
 
     def commit() -> t.Callable[[bytes], object]:
-        if "write" not in held:
-            held["write"] = start_response(held["status"], held["headers"], held.get("exc_info"))
-        write: t.Callable[[bytes], object] = held["write"]
-        return write
+        nonlocal sent
+        if sent is None:
+            sent = start_response(t.cast(str, line), held_headers, held_exc_info)
+        return sent
+
+    def write(data: bytes) -> object:
+        return commit()(data)
 
     def hold(
         status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
     ) -> t.Callable[[bytes], object]:
-        if "write" in held:  # status already sent: let the server decide (re-raises exc_info)
+        nonlocal line, held_headers, held_exc_info, code
+        if sent is not None:  # status already sent: let the server decide (re-raises exc_info)
             return start_response(status_line, headers, exc_info)
-        held.update(status=status_line, headers=headers, exc_info=exc_info)
-        status[0] = status_code(status_line)
-
-        def write(data: bytes) -> object:
-            return commit()(data)
-
+        line, held_headers, held_exc_info = status_line, headers, exc_info
+        head = status_line[:3]
+        code = int(head) if head.isdigit() else None
         return write
 
     try:
         iterable = app(environ, hold)
     except Exception:
-        if "write" in held:
+        if sent is not None:
             raise
-        return Attempt(None, status[0], True)
+        return Attempt(None, code, True)
     first: list[bytes] = []
-    if "status" not in held:  # some apps call start_response on the first chunk
+    if line is None:  # some apps call start_response on the first chunk
         try:
             for chunk in iterable:
                 first.append(chunk)
                 break
         except Exception:
             _close(iterable)
-            if "write" in held:
+            if sent is not None:
                 raise
-            return Attempt(None, status[0], True)
-    if "status" not in held or ("write" not in held and failed(status[0])):
+            return Attempt(None, code, True)
+    if line is None or (sent is None and failed(code)):
         _close(iterable)
-        return Attempt(None, status[0], "status" not in held)
+        return Attempt(None, code, line is None)
     commit()
+    status = [code]
     if first:
-        return Attempt(_Observed(iterable, status, on_done, first), status[0], False)
+        return Attempt(_Observed(iterable, status, on_done, first), code, False)
     scope, owner = RequestScope.join(environ)
     scope.on_close(lambda raised: on_done(status[0], raised))
-    return Attempt(scope.finish(iterable) if owner else iterable, status[0], False)
+    return Attempt(scope.finish(iterable) if owner else iterable, code, False)
 
 
 def _close(iterable: t.Iterable[bytes]) -> None:

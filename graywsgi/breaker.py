@@ -456,8 +456,8 @@ class RouteBreaker:
             if self._state is not BreakerState.CLOSED:
                 return  # admitted before the breaker opened: not this era's data
             totals = self.window._count(error, slow)
-            if totals.requests < self.policy.min_requests:
-                return
+            if totals.requests < self.policy.min_requests or not (totals.errors or totals.slow):
+                return  # too few to judge, or nothing went wrong in the window
             reason = self._trip_reason(totals)
             if reason is None:
                 return

@@ -107,6 +107,7 @@ import logging
 import math
 import re
 import time
+import os
 import types
 import typing as t
 import unicodedata
@@ -116,7 +117,7 @@ from graywsgi._closing import RequestScope
 from graywsgi._query import query_param_bytes
 from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext, Source, _current_context
 from graywsgi.errors import ConfigurationError, problem_response
-from graywsgi.extraction_breaker import Admission, ExtractionBreaker
+from graywsgi.extraction_breaker import Admission, BreakerState, ExtractionBreaker
 from graywsgi.headers import valid_field_value
 from graywsgi.trust import TrustPolicy
 from graywsgi.version import VersionContext
@@ -145,13 +146,33 @@ IDENTIFIERS: t.Mapping[str, str] = {
 #: Context fields a resolver may set.
 RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
 
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+#: W3C Trace Context ``traceparent``: version (not ff), trace id (not all
+#: zeros), parent id (not all zeros), flags; lowercase hex only.
+_TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 
-_IDENTIFIER_ITEMS = tuple(IDENTIFIERS.items())
 _UNTRUSTED = Source.UNTRUSTED
 #: Identifiers covered by the trust boundary (see graywsgi.trust.GRAY_HEADERS).
 _GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_id"})
+
+# How each identifier's value is checked beyond the field-value rules.
+_PLAIN, _GRAY_ID, _API_VERSION, _TRACE_PARENT = range(4)
+_KINDS = {"gray_id": _GRAY_ID, "api_version": _API_VERSION, "trace_parent": _TRACE_PARENT}
+
+#: The leading GrayContext fields extraction fills: request_id ... role.
+_SLOT_NAMES = GrayContext._fields[: GrayContext._fields.index("role") + 1]
+_SLOT = {name: index for index, name in enumerate(_SLOT_NAMES)}
+#: The fields after them (route ... protocol_stage) start empty.
+_DECISION_FIELDS = (None,) * (GrayContext._fields.index("degrade_level") - len(_SLOT_NAMES))
+
+#: (field, environ key, slot, kind, bit): the parse loop's table. The bit
+#: marks the field as present, for the shared ``sources`` mappings.
+_TABLE = tuple(
+    (name, key, _SLOT[name], _KINDS.get(name, _PLAIN), 1 << bit)
+    for bit, (name, key) in enumerate(IDENTIFIERS.items())
+)
+_GENERATED_ID = 1 << len(_TABLE)  # the request id was generated
+_NO_FAILURES: tuple[str, ...] = ()
 
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
@@ -180,17 +201,30 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _valid_traceparent(value: str) -> bool:
-    match = _TRACEPARENT.fullmatch(value)
-    return (
-        match is not None
-        and match.group(1) != "ff"
-        and match.group(2) != "0" * 32
-        and match.group(3) != "0" * 16
-    )
+    return _TRACEPARENT.fullmatch(value) is not None
 
 
 def _new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, 32 hex digits; safe across fork
+
+
+#: (verdict, presence bits) -> the read-only ``sources`` mapping; every
+#: request with the same identifiers present shares one (at most 5 x 2**9).
+_SOURCES: dict[tuple[Source, int], t.Mapping[str, Source]] = {}
+
+
+def _sources(verdict: Source, mask: int) -> t.Mapping[str, Source]:
+    found = _SOURCES.get((verdict, mask))
+    if found is None:
+        table = {
+            name: verdict if name in _GRAY_FIELDS else _UNTRUSTED
+            for name, _key, _slot, _kind, bit in _TABLE
+            if mask & bit
+        }
+        if mask & _GENERATED_ID:
+            table["request_id"] = Source.GENERATED
+        found = _SOURCES[(verdict, mask)] = types.MappingProxyType(table)
+    return found
 
 
 _FALLBACK_SOURCES: t.Mapping[str, Source] = types.MappingProxyType(
@@ -315,43 +349,59 @@ class Extraction:
         :return: the context, or ``None`` when the request is to be refused
             (breaker open and ``refuse_when_open``).
         """
-        admission = self.breaker.admit()
+        breaker = self.breaker
+        resolvers = self.resolvers
+        trust = self.trust
+        verdict = _UNTRUSTED
+        if not resolvers and breaker.state is BreakerState.CLOSED:
+            # No resolver to guard: the breaker only hears of failures.
+            try:
+                if trust is not None:
+                    verdict = trust.enforce(environ)
+                slots, mask, failures = self._parse(environ, verdict)
+            except BaseException:
+                breaker.record(Admission.PASS, failed=True, duration=0.0)
+                raise
+            return self._finish(slots, mask, failures, verdict, None)
+        admission = breaker.admit()
         if admission is Admission.REJECT:
             logger.debug("graywsgi extraction skipped: breaker open (degrade L3)")
+            if trust is not None:
+                trust.enforce(environ)  # untrusted gray headers never reach the app
             if self.refuse_when_open:
                 return None
             return _fallback_context(DegradeLevel.L3)
         failed = False
         duration = 0.0
+        resolved: dict[str, str] | None = None
         try:
-            if self.trust is not None:
-                verdict = self.trust.enforce(environ)
-                values, sources, failures = self._parse(environ, verdict)
-            else:
-                values, sources, failures = self._parse(environ, Source.UNTRUSTED)
-            if self.resolvers:
-                resolver_failures, duration = self._resolve(environ, values, sources)
+            if trust is not None:
+                verdict = trust.enforce(environ)
+            slots, mask, failures = self._parse(environ, verdict)
+            if resolvers:
+                resolved, resolver_failures, duration = self._resolve(environ, slots)
                 failures.extend(resolver_failures)
                 failed = bool(resolver_failures)
         except BaseException:
             failed = True
             raise
         finally:
-            self.breaker.record(admission, failed=failed, duration=duration)
-        return self._finish(values, sources, failures)
+            breaker.record(admission, failed=failed, duration=duration)
+        return self._finish(slots, mask, failures, verdict, resolved)
 
-    def _parse(
-        self, environ: WSGIEnvironment, verdict: Source
-    ) -> tuple[dict[str, t.Any], dict[str, Source], list[str]]:
-        # The hot path of every request: one pass over the identifiers, no
-        # per-identifier helper calls for the common (absent or plain
-        # ASCII) cases.
-        values: dict[str, t.Any] = {}
-        sources: dict[str, Source] = {}
+    def _parse(self, environ: WSGIEnvironment, verdict: Source) -> tuple[list[t.Any], int, list[str]]:
+        """Read the identifiers: (context slots, presence bits, failures).
+
+        The hot path of every request: one pass over a table, no helper
+        calls for the usual (absent or short plain ASCII) values.
+        """
+        slots: list[t.Any] = [None] * len(_SLOT_NAMES)
+        mask = 0
         failures: list[str] = []
         max_length = self.max_length
-        for name, environ_key in _IDENTIFIER_ITEMS:
-            raw = environ.get(environ_key)
+        get = environ.get
+        for name, environ_key, slot, kind, bit in _TABLE:
+            raw = get(environ_key)
             value: str | None = None
             if raw is not None:
                 if raw.__class__ is str:
@@ -363,8 +413,8 @@ class Extraction:
                     ):
                         value = None
             if raw is None:
-                if name == "gray_id" and self.query_fallback is not None and (
-                    self.trust is None or verdict is not Source.UNTRUSTED
+                if kind is _GRAY_ID and self.query_fallback is not None and (
+                    self.trust is None or verdict is not _UNTRUSTED
                 ):
                     key = self._query_gray_key(environ)
                     if key is False:
@@ -375,9 +425,9 @@ class Extraction:
                         if text is None:
                             failures.append(name)
                             continue
-                        values["gray_id"] = text
-                        values["gray_key"] = key
-                        sources[name] = verdict
+                        slots[slot] = text
+                        slots[slot + 1] = key  # gray_key follows gray_id
+                        mask |= bit
                         continue
                 if name in self.required:
                     failures.append(name)
@@ -387,31 +437,31 @@ class Extraction:
                 continue
             # ``value.isascii() and value.isprintable()`` above is the fast
             # form of the RFC 9110 check for the usual SP..~ values.
-            if not value.isascii():
-                text = _text(value.encode("latin-1"))
+            if value.isascii():
+                text = value
+            else:
+                text = _text(value.encode("latin-1"))  # type: ignore[assignment]
                 if text is None:
                     failures.append(name)
                     continue
-            else:
-                text = value
-            if name == "gray_id":
-                values["gray_key"] = value.encode("latin-1")
-                values["gray_id"] = text
-            elif name == "api_version":
+            if kind is _PLAIN:
+                slots[slot] = text
+            elif kind is _GRAY_ID:
+                slots[slot] = text
+                slots[slot + 1] = value.encode("latin-1")
+            elif kind is _API_VERSION:
                 try:
-                    values[name] = _version_context(text)
+                    slots[slot] = _version_context(text)
                 except ValueError:
                     failures.append(name)
                     continue
-            elif name == "trace_parent":
+            else:  # _TRACE_PARENT
                 if not _valid_traceparent(value):
                     failures.append(name)
                     continue
-                values[name] = value
-            else:
-                values[name] = text
-            sources[name] = verdict if name in _GRAY_FIELDS else _UNTRUSTED
-        return values, sources, failures
+                slots[slot] = value
+            mask |= bit
+        return slots, mask, failures
 
     def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
         """The decoded query value, ``None`` if absent, ``False`` if invalid."""
@@ -426,10 +476,10 @@ class Extraction:
             return False
         return key
 
-    def _resolve(
-        self, environ: WSGIEnvironment, values: dict[str, t.Any], sources: dict[str, Source]
-    ) -> tuple[list[str], float]:
-        """Run the resolvers; return the failures and the slowest one's time."""
+    def _resolve(self, environ: WSGIEnvironment, slots: list[t.Any]) -> tuple[dict[str, str], list[str], float]:
+        """Run the resolvers into ``slots``; return what they set, the
+        failures and the slowest one's time."""
+        resolved: dict[str, str] = {}
         failures: list[str] = []
         slowest = 0.0
         for resolver in self.resolvers:
@@ -451,11 +501,11 @@ class Extraction:
                 failures.append(f"resolver:{name}")
                 continue
             for field_name, value in result.items():
-                values[field_name] = value
+                slots[_SLOT[field_name]] = value
                 if field_name == "gray_id":
-                    values["gray_key"] = value.encode("utf-8")
-                sources[field_name] = Source.UNTRUSTED
-        return failures, slowest
+                    slots[_SLOT["gray_key"]] = value.encode("utf-8")
+                resolved[field_name] = value
+        return resolved, failures, slowest
 
     def _resolver_result_problem(self, result: object) -> str:
         if not isinstance(result, t.Mapping):
@@ -471,9 +521,14 @@ class Extraction:
         return ""
 
     def _finish(
-        self, values: dict[str, t.Any], sources: dict[str, Source], failures: list[str]
+        self,
+        slots: list[t.Any],
+        mask: int,
+        failures: list[str],
+        verdict: Source,
+        resolved: dict[str, str] | None,
     ) -> GrayContext:
-        if len(failures) >= self.fallback_after:
+        if failures and len(failures) >= self.fallback_after:
             logger.warning(
                 "graywsgi extraction: %d identifiers failed (%s); fallback context (degrade L2)",
                 len(failures),
@@ -481,21 +536,23 @@ class Extraction:
                 extra={"graywsgi_degrade_level": 2},
             )
             return _fallback_context(DegradeLevel.L2, tuple(failures))
-        if "request_id" not in values:
-            values["request_id"] = _new_request_id()
-            sources["request_id"] = Source.GENERATED
+        if slots[0] is None:
+            slots[0] = _new_request_id()
+            mask |= _GENERATED_ID
+        sources = _sources(verdict, mask)
+        if resolved:
+            sources = types.MappingProxyType({**sources, **dict.fromkeys(resolved, _UNTRUSTED)})
         level = DegradeLevel.NONE
+        dropped = _NO_FAILURES
         if failures:
             level = DegradeLevel.L1
+            dropped = tuple(failures)
             logger.info(
                 "graywsgi extraction: dropped %s (degrade L1), request %s",
                 failures[0],
-                values["request_id"],
+                slots[0],
                 extra={"graywsgi_degrade_level": 1},
             )
-        return GrayContext(
-            degrade_level=level,
-            dropped=tuple(failures),
-            sources=types.MappingProxyType(sources),
-            **values,
-        )
+        # Positional, straight from the slots: the keyword constructor is
+        # several times dearer and this runs for every request.
+        return tuple.__new__(GrayContext, (*slots, *_DECISION_FIELDS, level, dropped, sources))

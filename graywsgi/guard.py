@@ -245,19 +245,20 @@ class Guard:
         """
         breaker = self.breaker(route)
         latency = self._latency[route]
-        started = self._clock()
+        clock = self._clock
+        is_error = self.is_error
+        slow_after = self.policy.slow_call_seconds
+        started = clock()
 
         def done(status: int | None, raised: bool) -> None:
-            took = self._clock() - started
+            took = clock() - started
             latency.record(took)
-            breaker.record(admission, error=self.is_error(status, raised), slow=self.policy.is_slow(took))
+            breaker.record(admission, error=is_error(status, raised), slow=took > slow_after)
 
         if not (self.retry_on_stable and _retryable(environ)):
             return observe(target, environ, start_response, done)
         original = dict(environ)  # only when a retry is possible: the canary may change environ
-        outcome = attempt(
-            target, environ, start_response, done, failed=lambda status: self.is_error(status, False)
-        )
+        outcome = attempt(target, environ, start_response, done, failed=self._failed)
         if outcome.response is not None:
             return outcome.response
         done(outcome.status, outcome.raised)
@@ -268,14 +269,23 @@ class Guard:
     def record_baseline(self, target: WSGIApplication, environ: WSGIEnvironment,
                         start_response: StartResponse) -> t.Iterable[bytes]:
         """Serve a default-cluster request, feeding the baseline window."""
-        started = self._clock()
+        clock = self._clock
+        is_error = self.is_error
+        slow_after = self.policy.slow_call_seconds
+        latency = self.baseline_latency
+        window = self.baseline
+        started = clock()
 
         def done(status: int | None, raised: bool) -> None:
-            took = self._clock() - started
-            self.baseline_latency.record(took)
-            self.baseline.record(error=self.is_error(status, raised), slow=self.policy.is_slow(took))
+            took = clock() - started
+            latency.record(took)
+            window.record(error=is_error(status, raised), slow=took > slow_after)
 
         return observe(target, environ, start_response, done)
+
+    def _failed(self, status: int | None) -> bool:
+        """Whether a canary's chosen status is a failure worth a retry."""
+        return self.is_error(status, False)
 
     def status(self) -> dict[str, t.Any]:
         """The kill switch and every breaker, JSON-serialisable."""

@@ -174,7 +174,7 @@ class SlidingWindow:
     def _count(self, error: bool, slow: bool) -> WindowTotals:
         """:meth:`record`, returning the totals it leaves: the breaker's hot
         path, one lock round instead of two."""
-        bucket = self._bucket_now()
+        bucket = int(self._clock() / self.bucket_seconds)
         with self._lock:
             if bucket > self._newest:
                 self._expire(bucket)
@@ -187,7 +187,8 @@ class SlidingWindow:
             if slow:
                 self._slow[slot] += 1
                 self._total_slow += 1
-            return WindowTotals(self._total_requests, self._total_errors, self._total_slow)
+            # tuple.__new__: the NamedTuple's keyword constructor is dearer.
+            return tuple.__new__(WindowTotals, (self._total_requests, self._total_errors, self._total_slow))
 
     def totals(self) -> WindowTotals:
         """The counts over the window as of now."""

@@ -145,6 +145,18 @@ def test_header_bytes_kept_exactly(recording_app: RecordingApp, raw: str, gray_i
             "HTTP_TRACEPARENT", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "trace_parent",
             id="forbidden version ff",
         ),
+        pytest.param(
+            "HTTP_TRACEPARENT", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "trace_parent",
+            id="all-zero parent id",
+        ),
+        pytest.param(
+            "HTTP_TRACEPARENT", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", "trace_parent",
+            id="uppercase hex",
+        ),
+        pytest.param(
+            "HTTP_TRACEPARENT", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", "trace_parent",
+            id="trailing dash",
+        ),
         pytest.param("HTTP_X_REQUEST_ID", "r\n1", "request_id", id="bad request id"),
     ],
 )
