@@ -159,11 +159,13 @@ _GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_
 _PLAIN, _GRAY_ID, _API_VERSION, _TRACE_PARENT = range(4)
 _KINDS = {"gray_id": _GRAY_ID, "api_version": _API_VERSION, "trace_parent": _TRACE_PARENT}
 
-#: The leading GrayContext fields extraction fills: request_id ... role.
-_SLOT_NAMES = GrayContext._fields[: GrayContext._fields.index("role") + 1]
-_SLOT = {name: index for index, name in enumerate(_SLOT_NAMES)}
-#: The fields after them (route ... protocol_stage) start empty.
-_DECISION_FIELDS = (None,) * (GrayContext._fields.index("degrade_level") - len(_SLOT_NAMES))
+#: A new context's fields in order, as a list to copy and fill: extraction
+#: sets the identifiers (request_id ... role) and ``sources``.
+_TEMPLATE: list[t.Any] = [None] * len(GrayContext._fields)
+_TEMPLATE[GrayContext._fields.index("degrade_level")] = DegradeLevel.NONE
+_TEMPLATE[GrayContext._fields.index("dropped")] = ()
+_SLOT = {name: index for index, name in enumerate(GrayContext._fields)}
+_LEVEL, _DROPPED, _SOURCES_SLOT = _SLOT["degrade_level"], _SLOT["dropped"], _SLOT["sources"]
 
 #: (field, environ key, slot, kind, bit): the parse loop's table. The bit
 #: marks the field as present, for the shared ``sources`` mappings.
@@ -172,7 +174,6 @@ _TABLE = tuple(
     for bit, (name, key) in enumerate(IDENTIFIERS.items())
 )
 _GENERATED_ID = 1 << len(_TABLE)  # the request id was generated
-_NO_FAILURES: tuple[str, ...] = ()
 
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
@@ -198,6 +199,16 @@ def _text(raw: bytes) -> str | None:
 
 
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def _field_text(value: str) -> str | None:
+    """A WSGI header value as text, or ``None`` if it is not a valid RFC 9110
+    field value or its text is unsafe (see :func:`_text`)."""
+    if not valid_field_value(value):
+        return None
+    if value.isascii():
+        return value
+    return _text(value.encode("latin-1"))
 
 
 def _valid_traceparent(value: str) -> bool:
@@ -395,72 +406,68 @@ class Extraction:
         The hot path of every request: one pass over a table, no helper
         calls for the usual (absent or short plain ASCII) values.
         """
-        slots: list[t.Any] = [None] * len(_SLOT_NAMES)
+        slots = _TEMPLATE.copy()
         mask = 0
         failures: list[str] = []
         max_length = self.max_length
         get = environ.get
         for name, environ_key, slot, kind, bit in _TABLE:
             raw = get(environ_key)
-            value: str | None = None
             if raw is not None:
-                if raw.__class__ is str:
-                    value = raw.strip(" \t")
-                    if not value:
-                        raw = None  # an empty value counts as absent
-                    elif len(value) > max_length or not (
-                        (value.isascii() and value.isprintable()) or valid_field_value(value)
-                    ):
-                        value = None
-            if raw is None:
-                if kind is _GRAY_ID and self.query_fallback is not None and (
-                    self.trust is None or verdict is not _UNTRUSTED
-                ):
-                    key = self._query_gray_key(environ)
-                    if key is False:
+                if raw.__class__ is not str:
+                    failures.append(name)
+                    continue
+                value = raw.strip(" \t")
+                if value:  # an empty value counts as absent
+                    if len(value) > max_length:
                         failures.append(name)
                         continue
-                    if isinstance(key, bytes):
-                        text = _text(key)
+                    if kind is _TRACE_PARENT:
+                        # The pattern admits only lowercase hex and dashes:
+                        # it is the field-value check too, and cheaper.
+                        if _TRACEPARENT.fullmatch(value) is None:
+                            failures.append(name)
+                            continue
+                        text: str | None = value
+                    elif value.isascii() and value.isprintable():
+                        text = value  # the usual SP..~ value: the fast form of the check
+                    else:
+                        text = _field_text(value)
                         if text is None:
                             failures.append(name)
                             continue
+                    if kind is _PLAIN or kind is _TRACE_PARENT:
                         slots[slot] = text
-                        slots[slot + 1] = key  # gray_key follows gray_id
-                        mask |= bit
+                    elif kind is _GRAY_ID:
+                        slots[slot] = text
+                        slots[slot + 1] = value.encode("latin-1")  # gray_key: the bytes as sent
+                    else:  # _API_VERSION
+                        try:
+                            slots[slot] = _version_context(text)
+                        except ValueError:
+                            failures.append(name)
+                            continue
+                    mask |= bit
+                    continue
+            # Absent.
+            if kind is _GRAY_ID and self.query_fallback is not None and (
+                self.trust is None or verdict is not _UNTRUSTED
+            ):
+                key = self._query_gray_key(environ)
+                if key is False:
+                    failures.append(name)
+                    continue
+                if isinstance(key, bytes):
+                    text = _text(key)
+                    if text is None:
+                        failures.append(name)
                         continue
-                if name in self.required:
-                    failures.append(name)
-                continue
-            if value is None:
+                    slots[slot] = text
+                    slots[slot + 1] = key  # gray_key follows gray_id
+                    mask |= bit
+                    continue
+            if name in self.required:
                 failures.append(name)
-                continue
-            # ``value.isascii() and value.isprintable()`` above is the fast
-            # form of the RFC 9110 check for the usual SP..~ values.
-            if value.isascii():
-                text = value
-            else:
-                text = _text(value.encode("latin-1"))  # type: ignore[assignment]
-                if text is None:
-                    failures.append(name)
-                    continue
-            if kind is _PLAIN:
-                slots[slot] = text
-            elif kind is _GRAY_ID:
-                slots[slot] = text
-                slots[slot + 1] = value.encode("latin-1")
-            elif kind is _API_VERSION:
-                try:
-                    slots[slot] = _version_context(text)
-                except ValueError:
-                    failures.append(name)
-                    continue
-            else:  # _TRACE_PARENT
-                if not _valid_traceparent(value):
-                    failures.append(name)
-                    continue
-                slots[slot] = value
-            mask |= bit
         return slots, mask, failures
 
     def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
@@ -542,11 +549,10 @@ class Extraction:
         sources = _sources(verdict, mask)
         if resolved:
             sources = types.MappingProxyType({**sources, **dict.fromkeys(resolved, _UNTRUSTED)})
-        level = DegradeLevel.NONE
-        dropped = _NO_FAILURES
+        slots[_SOURCES_SLOT] = sources
         if failures:
-            level = DegradeLevel.L1
-            dropped = tuple(failures)
+            slots[_LEVEL] = DegradeLevel.L1
+            slots[_DROPPED] = tuple(failures)
             logger.info(
                 "graywsgi extraction: dropped %s (degrade L1), request %s",
                 failures[0],
@@ -555,4 +561,4 @@ class Extraction:
             )
         # Positional, straight from the slots: the keyword constructor is
         # several times dearer and this runs for every request.
-        return tuple.__new__(GrayContext, (*slots, *_DECISION_FIELDS, level, dropped, sources))
+        return tuple.__new__(GrayContext, slots)

@@ -90,7 +90,7 @@ import typing as t
 
 from graywsgi._polling import Throttle
 from graywsgi.breaker import Admission
-from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace
+from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace, with_decision
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction import Extraction
 from graywsgi.guard import Guard
@@ -251,20 +251,13 @@ class Router:
     @staticmethod
     def _record(environ: WSGIEnvironment, context: GrayContext, rules: CompiledRules, decision: Decision) -> None:
         """Put the decision in the context and the environ."""
-        replace(
-            environ,
-            context._replace(
-                route=decision.route,
-                group=decision.group,
-                rules_version=rules.version_id,
-                route_reason=decision.reason,
-            ),
-        )
-        environ["HTTP_X_ROUTE_TO"] = decision.route
-        if decision.group is not None:
-            environ["HTTP_X_GROUP"] = decision.group
-        else:
-            environ.pop("HTTP_X_GROUP", None)
+        route, group, _rule, reason = decision
+        replace(environ, with_decision(context, route, group, rules.version_id, reason))
+        environ["HTTP_X_ROUTE_TO"] = route
+        if group is not None:
+            environ["HTTP_X_GROUP"] = group
+        elif "HTTP_X_GROUP" in environ:
+            del environ["HTTP_X_GROUP"]
         environ[DECISION_KEY] = decision
 
     def status(self) -> dict[str, t.Any]:

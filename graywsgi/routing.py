@@ -230,8 +230,15 @@ def _cookie(facts: RequestFacts, name: str) -> str | None:
     return facts.cookie(name)
 
 
+#: How many (host, path) pairs a rule set remembers the candidates of.
+RECENT_PATHS = 4096
+
+
 def _segments(path: str) -> list[str]:
-    return [segment for segment in path.split("/") if segment]
+    segments = path.strip("/").split("/")
+    if "" in segments:  # "//" inside, or the root path
+        return [segment for segment in segments if segment]
+    return segments
 
 
 class _Node:
@@ -290,6 +297,8 @@ class _CompiledRule:
     versions: tuple[tuple[str, str | None, VersionRange | None, str], ...]
     backends: tuple[Backend, ...]
     salt: bytes
+    groups: tuple[str | None, ...]  #: each backend's A/B group (its own, else its cluster's)
+    percent: bool  #: mode "percent" (a random draw) rather than "hash"
 
 
 class CompiledRules:
@@ -359,6 +368,10 @@ class CompiledRules:
             self._index(index, rule, where)
         if ruleset.plan is not None:
             self._check_plan(ruleset)
+        self._key_is_gray_id = ruleset.key.source == "gray_id"
+        #: (host, path) -> candidate rule indexes, for the host/path pairs
+        #: seen lately: most traffic repeats a small set of them.
+        self._recent: dict[tuple[str, str], tuple[int, ...]] = {}
 
     # -- building ------------------------------------------------------------
 
@@ -460,7 +473,10 @@ class CompiledRules:
             raise RuleError((*where, "mode"), f"must be 'hash' or 'percent', got {rule.mode!r}")
         backends = tuple(b for b in rule.split if b.cluster != self.ruleset.default_cluster)
         salt = (rule.salt + ":").encode("utf-8") if rule.salt else b""
-        return _CompiledRule(rule, tuple(checks), factor, tuple(versions), backends, salt)
+        groups = tuple(self._group(b.cluster, b.group) for b in backends)
+        return _CompiledRule(
+            rule, tuple(checks), factor, tuple(versions), backends, salt, groups, rule.mode == "percent"
+        )
 
     def _index(self, index: int, rule: Rule, where: tuple[str | int, ...]) -> None:
         buckets: list[_HostBucket] = []
@@ -509,7 +525,14 @@ class CompiledRules:
 
     def match(self, facts: RequestFacts) -> _CompiledRule | None:
         """The first rule whose conditions all hold, or ``None``."""
-        for index in self.candidates(facts):
+        where = (facts.host, facts.path)
+        candidates = self._recent.get(where)
+        if candidates is None:
+            candidates = tuple(self.candidates(facts))
+            if len(self._recent) >= RECENT_PATHS:
+                self._recent.clear()  # bounded; simple beats clever here
+            self._recent[where] = candidates
+        for index in candidates:
             compiled = self.rules[index]
             for check in compiled.checks:
                 if not check(facts):
@@ -596,7 +619,7 @@ class CompiledRules:
                         weight = canary_weight * 100
                     edge += weight * compiled.factor
                     if point < edge:
-                        return Decision(backend.cluster, self._group(backend.cluster, backend.group), name, "weight")
+                        return Decision(backend.cluster, compiled.groups[i], name, "weight")
         return Decision(self.ruleset.default_cluster, self.default_group, name, "default")
 
     def _group(self, cluster: str, explicit: str | None) -> str | None:
@@ -606,9 +629,13 @@ class CompiledRules:
 
     def _point(self, compiled: _CompiledRule, facts: RequestFacts) -> float | None:
         """Where the request falls in [0, 100): its hash bucket or a random draw."""
-        if compiled.rule.mode == "percent":
+        if compiled.percent:
             return random.random() * 100
-        key = self._key(self.ruleset.key, facts)
+        if self._key_is_gray_id:  # the usual key, without the general lookup
+            context = facts.context
+            key = context.gray_key if context is not None else None
+        else:
+            key = self._key(self.ruleset.key, facts)
         if not key and self.ruleset.fallback_key is not None:
             key = self._key(self.ruleset.fallback_key, facts)
         if not key:

@@ -52,7 +52,7 @@ import logging
 import math
 import typing as t
 
-from graywsgi.context import ENVIRON_KEY, GrayContext, replace
+from graywsgi.context import ENVIRON_KEY, GrayContext, replace, with_decision
 from graywsgi.errors import ConfigurationError
 from graywsgi.extraction import Extraction
 from graywsgi.hashing import cached_fnv1a_32
@@ -122,7 +122,7 @@ class CanarySplit:
             logger.exception("graywsgi split failed; routing to stable")
             note_internal_error(environ, "split")
             route = STABLE
-        replace(environ, context._replace(route=route))
+        replace(environ, with_decision(context, route, context.group, context.rules_version, context.route_reason))
         environ["HTTP_X_ROUTE_TO"] = route
         return self.app(environ, start_response)
 
