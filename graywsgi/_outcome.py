@@ -106,13 +106,17 @@ class Attempt(t.NamedTuple):
     raised: bool  #: the app raised before its status was known
 
 
+def _committed(response: t.Iterable[bytes], status: int | None, raised: bool) -> Attempt:
+    return tuple.__new__(Attempt, (response, status, raised))  # type: ignore[no-any-return]
+
+
 def attempt(
     app: WSGIApplication,
     environ: WSGIEnvironment,
     start_response: StartResponse,
     on_done: OnDone,
     *,
-    failed: t.Callable[[int | None], bool],
+    failed: t.Callable[[int | None], bool] | None = None,
 ) -> Attempt:
     """Call ``app`` but hold its status back until it is known.
 
@@ -122,7 +126,8 @@ def attempt(
     comes back, so the caller can serve the request elsewhere. Otherwise the
     status is passed on and the response is returned, observed as by
     :func:`observe`. An app that uses the legacy ``write()`` callable
-    commits its status at once and is never retried.
+    commits its status at once and is never retried. ``failed`` defaults
+    to "no valid status, or a 5xx".
     """
     line: str | None = None  # the held status line, headers and exc_info
     held_headers: list[tuple[str, str]] = []
@@ -167,16 +172,17 @@ def attempt(
             if sent is not None:
                 raise
             return Attempt(None, code, True)
-    if line is None or (sent is None and failed(code)):
+    if line is None or (
+        sent is None and (failed(code) if failed is not None else code is None or code >= 500)
+    ):
         _close(iterable)
         return Attempt(None, code, line is None)
     commit()
-    status = [code]
     if first:
-        return Attempt(_Observed(iterable, status, on_done, first), code, False)
+        return Attempt(_Observed(iterable, [code], on_done, first), code, False)
     scope, owner = RequestScope.join(environ)
-    scope.on_close(lambda raised: on_done(status[0], raised))
-    return Attempt(scope.finish(iterable) if owner else iterable, code, False)
+    scope.on_close(lambda raised: on_done(code, raised))
+    return _committed(scope.finish(iterable) if owner else iterable, code, False)
 
 
 def _close(iterable: t.Iterable[bytes]) -> None:

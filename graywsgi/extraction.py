@@ -364,7 +364,7 @@ class Extraction:
         resolvers = self.resolvers
         trust = self.trust
         verdict = _UNTRUSTED
-        if not resolvers and breaker.state is BreakerState.CLOSED:
+        if not resolvers and breaker._state is BreakerState.CLOSED:  # the property costs a call
             # No resolver to guard: the breaker only hears of failures.
             try:
                 if trust is not None:

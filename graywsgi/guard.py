@@ -258,7 +258,8 @@ class Guard:
         if not (self.retry_on_stable and _retryable(environ)):
             return observe(target, environ, start_response, done)
         original = dict(environ)  # only when a retry is possible: the canary may change environ
-        outcome = attempt(target, environ, start_response, done, failed=self._failed)
+        failed = None if is_error is default_is_error else self._failed  # None: attempt's own 5xx check
+        outcome = attempt(target, environ, start_response, done, failed=failed)
         if outcome.response is not None:
             return outcome.response
         done(outcome.status, outcome.raised)
@@ -303,9 +304,8 @@ class Guard:
 
 
 def _retryable(environ: WSGIEnvironment) -> bool:
-    if environ.get("REQUEST_METHOD", "GET") not in IDEMPOTENT_METHODS:
+    get = environ.get
+    if get("REQUEST_METHOD", "GET") not in IDEMPOTENT_METHODS or get("HTTP_TRANSFER_ENCODING"):
         return False
-    if environ.get("HTTP_TRANSFER_ENCODING"):
-        return False
-    length = environ.get("CONTENT_LENGTH")
+    length = get("CONTENT_LENGTH")
     return not length or length == "0"
