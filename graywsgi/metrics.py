@@ -539,7 +539,10 @@ class StatsdSink:
             if udp is None:  # resolving, or waiting to retry
                 self._health.failure("not connected", None, len(lines))
                 return
-        lines, reporting = self._with_report(lines)
+        if self._health.unreported:
+            lines, reporting = self._with_report(lines)
+        else:
+            reporting = 0
         payloads = self._pack(lines)
         last = len(payloads) - 1
         for n, payload in enumerate(payloads):
@@ -603,6 +606,9 @@ class StatsdSink:
 
     def _pack(self, lines: t.Sequence[str]) -> list[bytes]:
         limit = self.max_udp_size
+        whole = "\n".join(lines).encode("ascii")
+        if len(whole) <= limit:  # the usual case: one datagram
+            return [whole]
         payloads = []
         payload = lines[0].encode("ascii")
         for line in lines[1:]:
@@ -785,6 +791,9 @@ class Metrics:
         self._fragments: dict[tuple[str, ...], str] = {}
         self._request_templates: dict[tuple[str, ...], tuple[str, str] | str] = {}
         self._decision_lines: dict[tuple[str, ...], str] = {}
+        # The same, found by the raw (unsanitised) values.
+        self._raw_templates: dict[tuple[str | None, ...], tuple[str, str] | str] = {}
+        self._raw_decision_lines: dict[tuple[str | None, ...], str] = {}
         self._request_name = f"{prefix}.request"
         self._decision_name = f"{prefix}.decision"
         self._degraded_name = f"{prefix}.extraction.degraded"
@@ -900,16 +909,14 @@ class Metrics:
         if method not in _METHODS:
             method = "other"
         if context is None:
-            route = group = version = "none"
+            raw_route = raw_group = raw_version = None  # each dimension writes None as "none"
         else:
-            raw = context.route
-            route = self._route.values.get(raw) or self._route.get(raw)
-            raw = context.group
-            group = self._group.values.get(raw) or self._group.get(raw)
-            raw = context.version
-            version = self._version.values.get(raw) or self._version.get(raw)
-        key = (route, group, version, status_class, method)
+            raw_route, raw_group, raw_version = context.route, context.group, context.version
+        # Most requests repeat a few raw combinations: their template is
+        # found by the raw values, without sanitising them again.
+        raw_key = (raw_route, raw_group, raw_version, status_class, method)
         if self.trace_sample_rate and context is not None and self._sampler() < self.trace_sample_rate:
+            key = self._request_key(raw_key)
             trace = context.trace_parent
             trace_id = trace[3:35] if trace is not None else context.request_id
             style = self.style
@@ -918,23 +925,37 @@ class Metrics:
             )
             lines = [style.line(self._request_name, f"{elapsed_ms:.3f}|ms", fragment)]
         else:
-            template = self._request_templates.get(key)
+            template = self._raw_templates.get(raw_key)
             if template is None:
-                template = self._request_template(key)
+                key = self._request_key(raw_key)
+                template = self._request_templates.get(key)
+                if template is None:
+                    template = self._request_template(key)
+                if len(self._raw_templates) < self._CACHE_LIMIT:
+                    self._raw_templates[raw_key] = template
             if template.__class__ is tuple:
                 lines = [f"{template[0]}{elapsed_ms:.3f}|ms{template[1]}"]
             else:  # a style whose lines cannot be templated
                 lines = [self.style.line(self._request_name, f"{elapsed_ms:.3f}|ms", t.cast(str, template))]
         if context is not None:
             reason_text = context.route_reason
-            if context.route is not None:
+            if raw_route is not None:
                 decision = environ.get(DECISION_KEY)
-                rule = self._rule.get(getattr(decision, "rule", None) if decision is not None else None)
-                reason = self._reason.get(reason_text if reason_text is not None else "split")
-                decision_key = (route, group, reason, rule)
-                line = self._decision_lines.get(decision_key)
+                raw_rule = getattr(decision, "rule", None) if decision is not None else None
+                raw_decision = (raw_route, raw_group, reason_text, raw_rule)
+                line = self._raw_decision_lines.get(raw_decision)
                 if line is None:
-                    line = self._decision_line(decision_key)
+                    decision_key = (
+                        self._route.get(raw_route),
+                        self._group.get(raw_group),
+                        self._reason.get(reason_text if reason_text is not None else "split"),
+                        self._rule.get(raw_rule),
+                    )
+                    line = self._decision_lines.get(decision_key)
+                    if line is None:
+                        line = self._decision_line(decision_key)
+                    if len(self._raw_decision_lines) < self._CACHE_LIMIT:
+                        self._raw_decision_lines[raw_decision] = line
                 lines.append(line)
             level = context.degrade_level
             if level:
@@ -959,6 +980,18 @@ class Metrics:
     # Combinations of bounded dimensions are cached, up to this many; past
     # it, lines are built each time.
     _CACHE_LIMIT = 4096
+
+    def _request_key(self, raw_key: tuple[str | None, ...]) -> tuple[str, ...]:
+        """The request line's tag values: route, group and version sanitised
+        and capped by their dimensions; status class and method as they are."""
+        raw_route, raw_group, raw_version, status_class, method = raw_key
+        return (
+            self._route.get(raw_route),
+            self._group.get(raw_group),
+            self._version.get(raw_version),
+            t.cast(str, status_class),
+            t.cast(str, method),
+        )
 
     def _request_template(self, key: tuple[str, ...]) -> tuple[str, str] | str:
         """The request line around its value, ``(head, tail)``; or the
