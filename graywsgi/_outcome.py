@@ -107,7 +107,7 @@ class Attempt(t.NamedTuple):
 
 
 def _committed(response: t.Iterable[bytes], status: int | None, raised: bool) -> Attempt:
-    return tuple.__new__(Attempt, (response, status, raised))  # type: ignore[no-any-return]
+    return tuple.__new__(Attempt, (response, status, raised))
 
 
 def attempt(

@@ -22,14 +22,17 @@ Business code can read the context but never rebind it: it is an immutable
 named tuple, and the proxy has no setter. Only graywsgi's layers replace it, and
 they do so through :func:`bind` and :func:`replace`.
 
-Each request runs in a :class:`contextvars.Context` of its own: the
-application call, every ``next()`` on the response body and its
-``close()``. The gray context is bound there, so it is never visible to
-another request or thread -- also when a server closes a response on another
-thread, or iterates several responses in turn on one thread. It is released
-when the WSGI response iterable is *closed* -- not when the application call
-returns, because a streaming body runs after that -- exactly once, also when
-the application raises before returning or while its body is iterated.
+The gray context is bound for the application call, and again around every
+``next()`` on the response body and its ``close()``, in whatever thread the
+server uses for each step; between those steps it is unbound. So it is never
+visible to another request or thread -- also when a server closes a response
+on another thread, or iterates several responses in turn on one thread. It
+is released for good when the WSGI response iterable is *closed* -- not when
+the application call returns, because a streaming body runs after that --
+exactly once, also when the application raises before returning or while
+its body is iterated. (One response wrapper per request does this for every
+graywsgi layer; a body that is a plain list or tuple runs no code while it
+is iterated, so it is handed back unwrapped.)
 
 Work handed to another thread does not see the context unless it is carried
 over; :func:`carry_context` does that::
@@ -191,7 +194,7 @@ def with_decision(
     >>> with_decision(GrayContext("r-1"), "canary", "b", "v1", "weight").route_reason
     'weight'
     """
-    return _new_context(  # type: ignore[no-any-return]
+    return _new_context(
         GrayContext, (*context[:_ROUTE], route, group, rules_version, route_reason, *context[_AFTER_REASON:])
     )
 
@@ -237,8 +240,8 @@ def replace(environ: WSGIEnvironment, context: GrayContext) -> None:
 def release(token: contextvars.Token[GrayContext]) -> None:
     """Undo :func:`bind`: the context is no longer current.
 
-    Called inside the request's own :class:`contextvars.Context` (see
-    :class:`graywsgi._closing.RequestScope`), where the token was made.
+    Called in the :class:`contextvars.Context` where :func:`bind` made the
+    token (see :class:`graywsgi._closing.RequestScope`).
     """
     _current_context.reset(token)
 

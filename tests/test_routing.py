@@ -393,6 +393,35 @@ def test_candidates_do_not_grow_with_rule_count() -> None:
     assert route(rules, facts("/p1/x", host="h7777.example.com", gray_id="u")) == "stable"
 
 
+def test_remembered_candidates_stay_bounded_and_decide_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host/path memory holds at most RECENT_PATHS pairs and never changes a decision."""
+    import graywsgi.routing as routing
+
+    monkeypatch.setattr(routing, "RECENT_PATHS", 8)
+    ruleset = (
+        Rule(name="orders", path=PathMatch(prefix="/orders"), split=EVERYONE),
+        Rule(name="items", path=PathMatch(template="/items/{id}"), split=(Backend("canary", 50),)),
+    )
+    remembering = compiled(*ruleset)
+    for n in range(40):
+        for path in (f"/orders/{n}", f"/items/{n}", f"/other/{n}", "/orders"):
+            request = facts(path, gray_id=f"user-{n}")
+            fresh = compiled(*ruleset)  # nothing remembered yet
+            assert remembering.decide(request) == fresh.decide(request), path
+            assert len(remembering._recent) <= 8
+
+
+@pytest.mark.parametrize(
+    "path, segments",
+    [("/", []), ("", []), ("/orders", ["orders"]), ("/orders/", ["orders"]), ("//orders//7", ["orders", "7"]),
+     ("/a/b/c", ["a", "b", "c"])],
+)
+def test_path_segments_ignore_empty_ones(path: str, segments: list[str]) -> None:
+    from graywsgi.routing import _segments
+
+    assert _segments(path) == segments
+
+
 # --- errors -------------------------------------------------------------------
 
 
