@@ -141,7 +141,8 @@ class RequestScope:
                 close()
         finally:
             try:
-                self._run_callbacks(self.raised)
+                if self._callbacks:
+                    self._run_callbacks(self.raised)
             finally:
                 if token is not None:
                     _current_context.reset(token)

@@ -316,6 +316,12 @@ class _Notice(t.NamedTuple):
     trip_totals: WindowTotals | None  # set when this is a trip to alert
 
 
+# Enum members looked up on their class cost a metaclass call each time in
+# Python 3.11; the per-request paths use these module-level names instead.
+_CLOSED = BreakerState.CLOSED
+_PASS = Admission.PASS
+
+
 class RouteBreaker:
     """Sliding-window breaker for one route.
 
@@ -420,8 +426,8 @@ class RouteBreaker:
     def admit(self) -> Admission:
         """Decide whether this request may go to the route."""
         state = self._state
-        if state is BreakerState.CLOSED:
-            return Admission.PASS
+        if state is _CLOSED:
+            return _PASS
         if state is BreakerState.OPEN and (
             self._held or self._clock() - self._opened_at < self.policy.cooldown
         ):
@@ -452,12 +458,13 @@ class RouteBreaker:
         :param error: whether it failed (a 5xx or an exception).
         :param slow: whether it was slow (see :meth:`BreakerPolicy.is_slow`).
         """
-        if admission is Admission.PASS:
-            if self._state is not BreakerState.CLOSED:
+        if admission is _PASS:
+            if self._state is not _CLOSED:
                 return  # admitted before the breaker opened: not this era's data
-            totals = self.window._count(error, slow)
-            if totals.requests < self.policy.min_requests or not (totals.errors or totals.slow):
+            requests, errors, slow_calls = self.window._count(error, slow)
+            if requests < self.policy.min_requests or not (errors or slow_calls):
                 return  # too few to judge, or nothing went wrong in the window
+            totals = WindowTotals(requests, errors, slow_calls)
             reason = self._trip_reason(totals)
             if reason is None:
                 return

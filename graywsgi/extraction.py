@@ -151,7 +151,10 @@ RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
 _TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 
 
+# Enum members looked up on their class cost a metaclass call each time in
+# Python 3.11: the per-request path uses module-level names.
 _UNTRUSTED = Source.UNTRUSTED
+_BREAKER_CLOSED = BreakerState.CLOSED
 #: Identifiers covered by the trust boundary (see graywsgi.trust.GRAY_HEADERS).
 _GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_id"})
 
@@ -364,7 +367,7 @@ class Extraction:
         resolvers = self.resolvers
         trust = self.trust
         verdict = _UNTRUSTED
-        if not resolvers and breaker._state is BreakerState.CLOSED:  # the property costs a call
+        if not resolvers and breaker._state is _BREAKER_CLOSED:  # the property costs a call
             # No resolver to guard: the breaker only hears of failures.
             try:
                 if trust is not None:

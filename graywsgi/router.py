@@ -90,7 +90,7 @@ import typing as t
 
 from graywsgi._polling import Throttle
 from graywsgi.breaker import Admission
-from graywsgi.context import ENVIRON_KEY, GrayContext, Source, replace, with_decision
+from graywsgi.context import ENVIRON_KEY, GrayContext, Source, _current_context, with_decision
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction import Extraction
 from graywsgi.guard import Guard
@@ -110,6 +110,7 @@ __all__ = ["Router", "DECISION_KEY"]
 logger = logging.getLogger("graywsgi.router")
 
 DECISION_KEY = "graywsgi.decision"
+_REJECT = Admission.REJECT  # a module-level name: enum class lookups are dear in 3.11
 _TRUSTED = (Source.TRUSTED, Source.SIGNED)
 
 
@@ -177,7 +178,7 @@ class Router:
         try:
             decision = rules.decide(
                 RequestFacts(environ, context),
-                canary_weight=_trusted_weight(environ),
+                canary_weight=_trusted_weight(environ) if "HTTP_X_CANARY_WEIGHT" in environ else None,
                 plan_weight=plan_weight,
             )
         except Exception:
@@ -190,7 +191,8 @@ class Router:
         default = rules.ruleset.default_cluster
         if guard is None:
             self._record(environ, context, rules, decision)
-            return self._target(rules, decision.route)(environ, start_response)
+            route = decision.route
+            return (self.apps.get(route) or self._target(rules, route))(environ, start_response)
         if decision.route == default:
             self._record(environ, context, rules, decision)
             return guard.record_baseline(self._target(rules, default), environ, start_response)
@@ -199,7 +201,7 @@ class Router:
         except Exception:
             logger.exception("graywsgi guard failed; sending the request to the default cluster")
             admission, why = Admission.REJECT, "guard error"
-        if admission is Admission.REJECT:
+        if admission is _REJECT:
             if guard.refuse_when_open:
                 seconds = max(1, math.ceil(guard.retry_after(decision.route)))
                 return problem_response(
@@ -222,7 +224,12 @@ class Router:
 
         self._record(environ, context, rules, decision)
         return guard.serve(
-            decision.route, admission, self._target(rules, decision.route), serve_from_default, environ, start_response
+            decision.route,
+            admission,
+            self.apps.get(decision.route) or self._target(rules, decision.route),
+            serve_from_default,
+            environ,
+            start_response,
         )
 
     @property
@@ -252,7 +259,8 @@ class Router:
     def _record(environ: WSGIEnvironment, context: GrayContext, rules: CompiledRules, decision: Decision) -> None:
         """Put the decision in the context and the environ."""
         route, group, _rule, reason = decision
-        replace(environ, with_decision(context, route, group, rules.version_id, reason))
+        decided = environ[ENVIRON_KEY] = with_decision(context, route, group, rules.version_id, reason)
+        _current_context.set(decided)  # graywsgi.context.replace(), inlined
         environ["HTTP_X_ROUTE_TO"] = route
         if group is not None:
             environ["HTTP_X_GROUP"] = group

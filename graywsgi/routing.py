@@ -99,6 +99,10 @@ class Decision(t.NamedTuple):
     reason: str  #: ``color``, ``version``, ``weight``, ``default`` or ``no_match``
 
 
+#: ``_new(Decision, fields)``: a Decision without the keyword constructor.
+_new = tuple.__new__
+
+
 class RequestFacts:
     """Lazy, per-request view of what rules can match on.
 
@@ -106,22 +110,18 @@ class RequestFacts:
     parsed at most once, and only if a rule asks.
     """
 
-    __slots__ = ("environ", "context", "_query", "_cookies")
+    __slots__ = ("environ", "context", "host", "path", "_query", "_cookies")
 
     def __init__(self, environ: WSGIEnvironment, context: GrayContext | None) -> None:
         self.environ = environ
         self.context = context
+        get = environ.get
+        #: the request's host (``Host`` header, else ``SERVER_NAME``), lowercase
+        self.host: str = str(get("HTTP_HOST") or get("SERVER_NAME", "")).lower()
+        #: the request path (``PATH_INFO``; ``/`` when empty)
+        self.path: str = str(get("PATH_INFO", "") or "/")
         self._query: dict[str, bytes] | None = None
         self._cookies: dict[str, str] | None = None
-
-    @property
-    def host(self) -> str:
-        host = self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME", "")
-        return str(host).lower()
-
-    @property
-    def path(self) -> str:
-        return str(self.environ.get("PATH_INFO", "") or "/")
 
     def header(self, name: str) -> str | None:
         key = name.upper().replace("-", "_")
@@ -608,7 +608,12 @@ class CompiledRules:
                 if _version_matches(context, source, exact, version_range):
                     return Decision(cluster, self._group(cluster, None), name, "version")
         if compiled.backends:
-            point = self._point(compiled, facts)
+            if self._key_is_gray_id and not compiled.percent and context is not None and context.gray_key:
+                # The usual case, inlined: the gray id's hash bucket.
+                key = context.gray_key
+                point: float | None = cached_fnv1a_32(compiled.salt + key if compiled.salt else key) % 100
+            else:
+                point = self._point(compiled, facts)
             if point is not None:
                 edge = 0.0
                 for i, backend in enumerate(compiled.backends):
@@ -619,8 +624,8 @@ class CompiledRules:
                         weight = canary_weight * 100
                     edge += weight * compiled.factor
                     if point < edge:
-                        return Decision(backend.cluster, compiled.groups[i], name, "weight")
-        return Decision(self.ruleset.default_cluster, self.default_group, name, "default")
+                        return _new(Decision, (backend.cluster, compiled.groups[i], name, "weight"))
+        return _new(Decision, (self.ruleset.default_cluster, self.default_group, name, "default"))
 
     def _group(self, cluster: str, explicit: str | None) -> str | None:
         if explicit is not None:

@@ -171,11 +171,14 @@ class SlidingWindow:
         """
         self._count(error, slow)
 
-    def _count(self, error: bool, slow: bool) -> WindowTotals:
-        """:meth:`record`, returning the totals it leaves: the breaker's hot
-        path, one lock round instead of two."""
+    def _count(self, error: bool, slow: bool) -> tuple[int, int, int]:
+        """:meth:`record`, returning the totals it leaves as ``(requests,
+        errors, slow)``: the breaker's hot path, one lock round instead of
+        two."""
         bucket = int(self._clock() / self.bucket_seconds)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # cheaper than ``with`` on this path
+        try:
             if bucket > self._newest:
                 self._expire(bucket)
             slot = self._slot
@@ -187,8 +190,9 @@ class SlidingWindow:
             if slow:
                 self._slow[slot] += 1
                 self._total_slow += 1
-            # tuple.__new__: the NamedTuple's keyword constructor is dearer.
-            return tuple.__new__(WindowTotals, (self._total_requests, self._total_errors, self._total_slow))
+            return self._total_requests, self._total_errors, self._total_slow
+        finally:
+            lock.release()
 
     def totals(self) -> WindowTotals:
         """The counts over the window as of now."""
@@ -259,7 +263,9 @@ class LatencyWindow:
     def record(self, seconds: float) -> None:
         """Count one response that took ``seconds``."""
         bucket = int(self._clock() / self.bucket_seconds)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             slot = self._slots.get(bucket)
             if slot is None:
                 slot = self._slots[bucket] = [0.0, 0.0]
@@ -270,6 +276,8 @@ class LatencyWindow:
                         del self._slots[stale]
             slot[0] += 1
             slot[1] += seconds
+        finally:
+            lock.release()
 
     def mean(self) -> float | None:
         """Mean seconds per response in the window; ``None`` without any."""
