@@ -135,8 +135,9 @@ class RequestScope:
         self._closed = True
         gray = self.gray
         token = _current_context.set(gray) if gray is not None else None
+        iterable, self._iterable, self._iterator = self._iterable, (), None
         try:
-            close = getattr(self._iterable, "close", None)
+            close = getattr(iterable, "close", None)
             if close is not None:
                 close()
         finally:
@@ -148,8 +149,12 @@ class RequestScope:
                     _current_context.reset(token)
 
     def _run_callbacks(self, raised: bool) -> None:
+        # Dropped as they run: the scope sits in the environ, and callbacks
+        # that hold the environ would otherwise keep a reference cycle alive
+        # until the garbage collector's next pass.
+        callbacks, self._callbacks = self._callbacks, []
         error: BaseException | None = None
-        for callback in self._callbacks:
+        for callback in callbacks:
             try:
                 callback(raised)
             except BaseException as exc:  # the others still run

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import typing as t
+import weakref
 
 import pytest
 from werkzeug.test import create_environ
@@ -180,3 +182,40 @@ def test_extraction_inside_an_observing_layer_joins_its_scope() -> None:
     t.cast(RequestScope, response).close()
     assert [c.gray_id if c else None for c in contexts] == ["joined"]
     assert get_current() is None
+
+
+def test_a_closed_response_leaves_no_reference_cycle() -> None:
+    """The scope sits in the environ; callbacks that hold the environ (as
+    Metrics' does) must not keep it alive once the response is closed."""
+
+    class Marker:
+        pass
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> t.Iterator[bytes]:
+            yield b"x"
+
+        return body()
+
+    inner = Extraction(app)
+
+    def watching(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return observe(inner, environ, start_response, lambda status, raised: environ.setdefault("seen", status))
+
+    gc.disable()
+    try:
+        environ = create_environ("/", headers={"X-Gray-ID": "u"})
+        marker = Marker()
+        environ["test.marker"] = marker
+        alive = weakref.ref(marker)
+        del marker
+        response = watching(environ, _start_response)
+        assert list(response) == [b"x"]
+        t.cast(RequestScope, response).close()
+        assert environ["seen"] == 200
+        del environ, response
+        assert alive() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
