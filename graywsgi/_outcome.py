@@ -106,10 +106,6 @@ class Attempt(t.NamedTuple):
     raised: bool  #: the app raised before its status was known
 
 
-def _committed(response: t.Iterable[bytes], status: int | None, raised: bool) -> Attempt:
-    return tuple.__new__(Attempt, (response, status, raised))
-
-
 def attempt(
     app: WSGIApplication,
     environ: WSGIEnvironment,
@@ -182,7 +178,8 @@ def attempt(
         return Attempt(_Observed(iterable, [code], on_done, first), code, False)
     scope, owner = RequestScope.join(environ)
     scope.on_close(lambda raised: on_done(code, raised))
-    return _committed(scope.finish(iterable) if owner else iterable, code, False)
+    # tuple.__new__: the NamedTuple's keyword constructor costs a call more.
+    return tuple.__new__(Attempt, (scope.finish(iterable) if owner else iterable, code, False))
 
 
 def _close(iterable: t.Iterable[bytes]) -> None:

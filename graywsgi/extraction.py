@@ -549,7 +549,7 @@ class Extraction:
         if slots[0] is None:
             slots[0] = _new_request_id()
             mask |= _GENERATED_ID
-        sources = _sources(verdict, mask)
+        sources = _SOURCES.get((verdict, mask)) or _sources(verdict, mask)
         if resolved:
             sources = types.MappingProxyType({**sources, **dict.fromkeys(resolved, _UNTRUSTED)})
         slots[_SOURCES_SLOT] = sources
