@@ -25,18 +25,27 @@ A layer that calls the application follows three steps::
         if owner:
             scope.abort()      # callbacks run with raised=True
         raise
-    return scope.finish(iterable) if owner else iterable
+    return scope.finish(iterable) if owner else scope.joined(iterable)
+
+A layer inside hands up its iterable tagged with the scope
+(:meth:`RequestScope.joined`); the owner takes the tag off, so layers nested
+directly cost nothing per chunk. If other middleware sits between two
+graywsgi layers and iterates or closes the tagged iterable itself (a
+buffering or compressing middleware), the tag binds the context and notes an
+error for it, as the owner would.
 
 A scope is joinable only while its owner's application call is running, so
 an environ reused for a second request (tests do that) gets a fresh scope.
-When nothing needs the end of the response -- no callback, and a body that
-is a list or tuple (iterating it runs no code) -- :meth:`finish` hands back
-the application's own iterable.
+When nothing needs the end of the response -- no callback, and no context to
+bind or a body that is a list or tuple (iterating it runs no code) --
+:meth:`finish` hands back the application's own iterable.
 """
 
 from __future__ import annotations
 
+import logging
 import typing as t
+
 
 from graywsgi.context import _current_context
 
@@ -50,6 +59,8 @@ __all__ = ["RequestScope", "SCOPE_KEY"]
 SCOPE_KEY = "graywsgi.scope"
 
 OnClose = t.Callable[[bool], None]
+
+logger = logging.getLogger("graywsgi")
 
 _PLAIN_BODIES = (list, tuple)
 
@@ -85,14 +96,29 @@ class RequestScope:
         self._callbacks.append(callback)
 
     def abort(self) -> None:
-        """The owner's application call raised: run the callbacks now."""
+        """The owner's application call raised: run the callbacks now.
+
+        A callback that fails is logged: the application's exception is the
+        one that propagates.
+        """
         self.calling = False
         self._closed = True
-        self._run_callbacks(True)
+        try:
+            self._run_callbacks(True)
+        except Exception:
+            logger.exception("graywsgi: a response callback failed")
+
+    def joined(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
+        """What a layer inside the owner hands up: ``iterable`` tagged with this scope."""
+        if iterable.__class__ is _Joined and iterable.scope is self:
+            return iterable
+        return _Joined(self, iterable)
 
     def finish(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
         """The response to hand to the server, once the owner's app returned."""
         self.calling = False
+        while iterable.__class__ is _Joined and iterable.scope is self:
+            iterable = iterable.iterable
         if not self._callbacks and (self.gray is None or iterable.__class__ in _PLAIN_BODIES):
             return iterable  # nothing to do at next() or close()
         self._iterable = iterable
@@ -162,3 +188,54 @@ class RequestScope:
                     error = exc
         if error is not None:
             raise error
+
+
+class _Joined:
+    """An inner layer's iterable, tagged with the request's scope.
+
+    The scope's owner unwraps it. Middleware between two graywsgi layers
+    that iterates or closes it directly gets what the owner would give: the
+    gray context bound around each step and an error while iterating noted
+    for the callbacks (which still run when the owner's response closes).
+    """
+
+    __slots__ = ("scope", "iterable", "_iterator")
+
+    def __init__(self, scope: RequestScope, iterable: t.Iterable[bytes]) -> None:
+        self.scope = scope
+        self.iterable = iterable
+        self._iterator: t.Iterator[bytes] | None = None
+
+    def __iter__(self) -> t.Iterator[bytes]:
+        if self.iterable.__class__ in _PLAIN_BODIES:
+            return iter(self.iterable)
+        return self
+
+    def __next__(self) -> bytes:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self.iterable)
+        gray = self.scope.gray
+        token = _current_context.set(gray) if gray is not None else None
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise
+        except BaseException:
+            self.scope.raised = True
+            raise
+        finally:
+            if token is not None:
+                _current_context.reset(token)
+
+    def close(self) -> None:
+        close = getattr(self.iterable, "close", None)
+        if close is None:
+            return
+        gray = self.scope.gray
+        token = _current_context.set(gray) if gray is not None else None
+        try:
+            close()
+        finally:
+            if token is not None:
+                _current_context.reset(token)

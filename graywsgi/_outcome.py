@@ -95,7 +95,7 @@ def observe(
         on_done(status[0], True)
         raise
     scope.on_close(lambda raised: on_done(status[0], raised))
-    return scope.finish(iterable) if owner else iterable
+    return scope.finish(iterable) if owner else scope.joined(iterable)
 
 
 class Attempt(t.NamedTuple):
@@ -129,13 +129,15 @@ def attempt(
     held_headers: list[tuple[str, str]] = []
     held_exc_info: t.Any = None
     code: int | None = None
+    committed = False  # the held status went to the server
     sent: t.Callable[[bytes], object] | None = None  # the server's write(), once committed
 
     def commit() -> t.Callable[[bytes], object]:
-        nonlocal sent
-        if sent is None:
+        nonlocal committed, sent
+        if not committed:
+            committed = True
             sent = start_response(t.cast(str, line), held_headers, held_exc_info)
-        return sent
+        return t.cast("t.Callable[[bytes], object]", sent)
 
     def write(data: bytes) -> object:
         return commit()(data)
@@ -144,7 +146,7 @@ def attempt(
         status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
     ) -> t.Callable[[bytes], object]:
         nonlocal line, held_headers, held_exc_info, code
-        if sent is not None:  # status already sent: let the server decide (re-raises exc_info)
+        if committed:  # status already sent: let the server decide (re-raises exc_info)
             return start_response(status_line, headers, exc_info)
         line, held_headers, held_exc_info = status_line, headers, exc_info
         head = status_line[:3]
@@ -154,7 +156,7 @@ def attempt(
     try:
         iterable = app(environ, hold)
     except Exception:
-        if sent is not None:
+        if committed:
             raise
         return Attempt(None, code, True)
     first: list[bytes] = []
@@ -165,11 +167,11 @@ def attempt(
                 break
         except Exception:
             _close(iterable)
-            if sent is not None:
+            if committed:
                 raise
             return Attempt(None, code, True)
     if line is None or (
-        sent is None and (failed(code) if failed is not None else code is None or code >= 500)
+        not committed and (failed(code) if failed is not None else code is None or code >= 500)
     ):
         _close(iterable)
         return Attempt(None, code, line is None)
@@ -179,7 +181,7 @@ def attempt(
     scope, owner = RequestScope.join(environ)
     scope.on_close(lambda raised: on_done(code, raised))
     # tuple.__new__: the NamedTuple's keyword constructor costs a call more.
-    return tuple.__new__(Attempt, (scope.finish(iterable) if owner else iterable, code, False))
+    return tuple.__new__(Attempt, (scope.finish(iterable) if owner else scope.joined(iterable), code, False))
 
 
 def _close(iterable: t.Iterable[bytes]) -> None:

@@ -19,8 +19,8 @@ The context is bound for the duration of the request in a
   ``request.META``).
 
 Business code can read the context but never rebind it: it is an immutable
-named tuple, and the proxy has no setter. Only graywsgi's layers replace it, and
-they do so through :func:`bind` and :func:`replace`.
+named tuple, and the proxy has no setter. Only graywsgi's layers replace it
+(:func:`bind` and :func:`replace` do what they do, for layers of your own).
 
 The gray context is bound for the application call, and again around every
 ``next()`` on the response body and its ``close()``, in whatever thread the
@@ -219,7 +219,7 @@ def get_current() -> GrayContext | None:
 
 
 def bind(environ: WSGIEnvironment, context: GrayContext) -> contextvars.Token[GrayContext]:
-    """Bind ``context`` for this request. For graywsgi's own layers.
+    """Bind ``context`` for this request (what Extraction does around the app call).
 
     :return: the token that :func:`release` needs.
     """
@@ -240,8 +240,8 @@ def replace(environ: WSGIEnvironment, context: GrayContext) -> None:
 def release(token: contextvars.Token[GrayContext]) -> None:
     """Undo :func:`bind`: the context is no longer current.
 
-    Called in the :class:`contextvars.Context` where :func:`bind` made the
-    token (see :class:`graywsgi._closing.RequestScope`).
+    Call it in the :class:`contextvars.Context` where :func:`bind` made the
+    token (the same thread, before the request's app call returns).
     """
     _current_context.reset(token)
 

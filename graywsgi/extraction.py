@@ -344,6 +344,7 @@ class Extraction:
         # around every next() and close() of the body: visible to nothing
         # else, in whatever thread the server uses for each step.
         scope, owner = RequestScope.join(environ)
+        outer = scope.gray
         environ[ENVIRON_KEY] = context
         token = _current_context.set(context)
         try:
@@ -353,9 +354,10 @@ class Extraction:
             if owner:
                 scope.abort()
             raise
-        scope.gray = _current_context.get()  # as the layers below left it (route, ...)
+        if scope.gray is outer:  # an Extraction nested inside has set it: the innermost wins
+            scope.gray = _current_context.get()  # as the layers below left it (route, ...)
         _current_context.reset(token)
-        return scope.finish(iterable) if owner else iterable
+        return scope.finish(iterable) if owner else scope.joined(iterable)
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.
@@ -367,8 +369,9 @@ class Extraction:
         resolvers = self.resolvers
         trust = self.trust
         verdict = _UNTRUSTED
-        if not resolvers and breaker._state is _BREAKER_CLOSED:  # the property costs a call
-            # No resolver to guard: the breaker only hears of failures.
+        if not resolvers and breaker._state is _BREAKER_CLOSED and not breaker._consecutive_failures:
+            # No resolver to guard and no failure pending: the breaker only
+            # needs to hear of a failure (a success would change nothing).
             try:
                 if trust is not None:
                     verdict = trust.enforce(environ)

@@ -422,3 +422,29 @@ def test_each_resolver_is_timed_on_its_own(recording_app: RecordingApp) -> None:
 
     run(recording_app, wrapper=Extraction(recording_app, resolvers=[medium, medium], breaker=breaker))
     assert breaker.state is BreakerState.CLOSED  # 60 ms in all, but no single resolver over 50 ms
+
+
+def test_failures_apart_do_not_open_the_extraction_breaker(
+    recording_app: RecordingApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without resolvers too, only *consecutive* failures count: a success in between resets them."""
+    from graywsgi.trust import TrustPolicy
+
+    class FailsOnDemand(TrustPolicy):
+        def enforce(self, environ: t.Any) -> t.Any:
+            if environ.get("HTTP_X_BREAK"):
+                raise RuntimeError("trust lookup failed")
+            return super().enforce(environ)
+
+    breaker = ExtractionBreaker(failure_threshold=3)
+    extraction = Extraction(recording_app, breaker=breaker, trust=FailsOnDemand(trusted_networks=["127.0.0.1/32"]))
+    with caplog.at_level("CRITICAL"):
+        for _ in range(3):
+            run(recording_app, wrapper=extraction, HTTP_X_BREAK="1")
+            for _ in range(5):
+                run(recording_app, wrapper=extraction)
+    assert breaker.state is BreakerState.CLOSED
+    with caplog.at_level("CRITICAL"):
+        for _ in range(3):
+            run(recording_app, wrapper=extraction, HTTP_X_BREAK="1")
+    assert breaker.state is BreakerState.OPEN  # three in a row still open it

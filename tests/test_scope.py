@@ -219,3 +219,166 @@ def test_a_closed_response_leaves_no_reference_cycle() -> None:
         assert alive() is None  # freed by reference counting alone
     finally:
         gc.enable()
+
+
+# -- layers with other middleware, or each other, in between ---------------
+
+
+def test_nested_extraction_the_innermost_context_reaches_the_body() -> None:
+    from graywsgi import Router
+    from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+
+    rules = RuleSet(
+        clusters={"stable": Cluster(), "canary": Cluster()},
+        rules=(Rule(name="all", split=(Backend("canary", 100),)),),
+    )
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+        at_call = get_current()
+
+        def body() -> t.Iterator[bytes]:
+            now = get_current()
+            yield f"{at_call.route if at_call else None}/{now.route if now else None}".encode()
+
+        return body()
+
+    response = Extraction(Extraction(Router(app, rules)))(create_environ("/", headers={"X-Gray-ID": "u"}), _start_response)
+    assert b"".join(response) == b"canary/canary"
+    t.cast(RequestScope, response).close()
+    assert get_current() is None
+
+
+def _buffering(app: t.Callable[..., t.Iterable[bytes]]) -> t.Callable[..., t.Iterable[bytes]]:
+    """Ordinary middleware that reads the whole body itself (as compressing or ETag middleware do)."""
+
+    def middleware(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        inner = app(environ, start_response)
+        try:
+            return [b"".join(inner)]
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+
+    return middleware
+
+
+def test_middleware_between_layers_reads_the_body_with_the_context_bound() -> None:
+    reports: list[tuple[int | None, bool]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> t.Iterator[bytes]:
+            context = get_current()
+            yield f"gray_id={context.gray_id if context else None}".encode()
+
+        return body()
+
+    inner = _buffering(Extraction(app))
+
+    def outer(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:  # Metrics' place
+        return observe(inner, environ, start_response, lambda status, raised: reports.append((status, raised)))
+
+    response = outer(create_environ("/", headers={"X-Gray-ID": "u1"}), _start_response)
+    assert b"".join(response) == b"gray_id=u1"
+    t.cast(RequestScope, response).close()
+    assert reports == [(200, False)]
+    assert get_current() is None
+
+
+def test_an_error_in_a_body_read_by_middleware_between_layers_is_seen() -> None:
+    reports: list[tuple[int | None, bool]] = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> t.Iterator[bytes]:
+            yield b"a"
+            raise OSError("disk gone")
+
+        return body()
+
+    def relay(app: t.Callable[..., t.Iterable[bytes]]) -> t.Callable[..., t.Iterable[bytes]]:
+        def middleware(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+            inner = app(environ, start_response)
+
+            def upper() -> t.Iterator[bytes]:
+                try:
+                    for chunk in inner:
+                        yield chunk.upper()
+                except OSError:
+                    pass  # this middleware swallows it: only the tag can tell the layers
+                finally:
+                    getattr(inner, "close", lambda: None)()
+
+            return upper()
+
+        return middleware
+
+    def observed(app: t.Callable[..., t.Iterable[bytes]]) -> t.Callable[..., t.Iterable[bytes]]:
+        return lambda environ, start_response: observe(
+            app, environ, start_response, lambda status, raised: reports.append((status, raised))
+        )
+
+    response = observed(relay(Extraction(app)))(create_environ("/"), _start_response)
+    assert b"".join(response) == b"A"
+    t.cast(RequestScope, response).close()
+    assert reports == [(200, True)]
+
+
+def test_a_failing_callback_during_abort_does_not_hide_the_apps_error(caplog: pytest.LogCaptureFixture) -> None:
+    def ok(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"x"]
+
+    def failing_callback(status: int | None, raised: bool) -> None:
+        raise RuntimeError("callback bug")
+
+    def inner(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        return observe(ok, environ, start_response, failing_callback)  # joins, registers the bad callback
+
+    def middle(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        inner(environ, start_response)
+        raise KeyError("the app's own error")  # after the layer inside registered
+
+    seen: list[bool] = []
+    with caplog.at_level("ERROR", logger="graywsgi"), pytest.raises(KeyError, match="the app's own error"):
+        observe(middle, create_environ("/"), _start_response, lambda status, raised: seen.append(raised))
+    assert seen == [True]
+    assert "a response callback failed" in caplog.text
+
+
+def test_a_late_error_status_reaches_a_server_whose_start_response_returns_none() -> None:
+    """attempt() knows the status was passed on by a flag, not by the server's write()."""
+    import sys
+
+    from graywsgi._outcome import attempt
+
+    server_saw: list[tuple[str, bool]] = []
+
+    def server_start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> None:
+        server_saw.append((status, exc_info is not None))  # some test servers return no write()
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> t.Iterator[bytes]:
+            yield b"a"
+            try:
+                raise KeyError("late")
+            except KeyError:
+                start_response("500 Internal Server Error", [], sys.exc_info())
+            yield b"b"
+
+        return body()
+
+    reports: list[tuple[int | None, bool]] = []
+    outcome = attempt(app, create_environ("/"), t.cast(t.Any, server_start_response),
+                      lambda status, raised: reports.append((status, raised)))
+    assert outcome.response is not None
+    assert list(outcome.response) == [b"a", b"b"]
+    t.cast(RequestScope, outcome.response).close()
+    assert server_saw == [("200 OK", False), ("500 Internal Server Error", True)]
+    assert reports == [(200, False)]  # what the client got
