@@ -68,7 +68,7 @@ _PLAIN_BODIES = (list, tuple)
 class RequestScope:
     """The response iterable of one request, closed once for every layer."""
 
-    __slots__ = ("gray", "raised", "calling", "_callbacks", "_iterable", "_iterator", "_closed")
+    __slots__ = ("gray", "raised", "calling", "_callbacks", "_body", "_closed")
 
     def __init__(self) -> None:
         #: The gray context bound while the body is iterated and closed.
@@ -78,8 +78,7 @@ class RequestScope:
         #: True while the owner's application call runs (the scope is joinable).
         self.calling = True
         self._callbacks: list[OnClose] = []
-        self._iterable: t.Iterable[bytes] = ()
-        self._iterator: t.Iterator[bytes] | None = None
+        self._body: _Joined | None = None  # the app's iterable, once finished
         self._closed = False
 
     @classmethod
@@ -121,58 +120,36 @@ class RequestScope:
             iterable = iterable.iterable
         if not self._callbacks and (self.gray is None or iterable.__class__ in _PLAIN_BODIES):
             return iterable  # nothing to do at next() or close()
-        self._iterable = iterable
+        self._body = _Joined(self, iterable)
         return self
 
     def __iter__(self) -> t.Iterator[bytes]:
-        iterable = self._iterable
-        if iterable.__class__ in _PLAIN_BODIES:
-            return iter(iterable)  # iterating it runs no code: nothing to bind or watch
+        body = t.cast(_Joined, self._body)
+        if body.iterable.__class__ in _PLAIN_BODIES:
+            return iter(body.iterable)  # iterating it runs no code: nothing to bind or watch
         return self
 
     def __next__(self) -> bytes:
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = iter(self._iterable)
-        gray = self.gray
-        if gray is None:
-            try:
-                return next(iterator)
-            except StopIteration:
-                raise
-            except BaseException:
-                self.raised = True
-                raise
-        token = _current_context.set(gray)
-        try:
-            return next(iterator)
-        except StopIteration:
-            raise
-        except BaseException:
-            self.raised = True
-            raise
-        finally:
-            _current_context.reset(token)
+        return t.cast(_Joined, self._body).__next__()
 
     def close(self) -> None:
         """Close the app's iterable, then run the callbacks, exactly once."""
         if self._closed:
             return
         self._closed = True
-        gray = self.gray
-        token = _current_context.set(gray) if gray is not None else None
-        iterable, self._iterable, self._iterator = self._iterable, (), None
+        body, self._body = self._body, None
         try:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                close()
+            if body is not None:
+                body.close()
         finally:
-            try:
-                if self._callbacks:
+            if self._callbacks:
+                gray = self.gray
+                token = _current_context.set(gray) if gray is not None else None
+                try:
                     self._run_callbacks(self.raised)
-            finally:
-                if token is not None:
-                    _current_context.reset(token)
+                finally:
+                    if token is not None:
+                        _current_context.reset(token)
 
     def _run_callbacks(self, raised: bool) -> None:
         # Dropped as they run: the scope sits in the environ, and callbacks
@@ -191,10 +168,11 @@ class RequestScope:
 
 
 class _Joined:
-    """An inner layer's iterable, tagged with the request's scope.
+    """An app's iterable, tagged with the request's scope.
 
-    The scope's owner unwraps it. Middleware between two graywsgi layers
-    that iterates or closes it directly gets what the owner would give: the
+    The scope's owner unwraps what inner layers hand up, and iterates its
+    own body through one. Middleware between two graywsgi layers that
+    iterates or closes one directly gets what the owner would give: the
     gray context bound around each step and an error while iterating noted
     for the callbacks (which still run when the owner's response closes).
     """

@@ -82,8 +82,7 @@ def observe(
     def capture(
         status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
     ) -> t.Callable[[bytes], object]:
-        head = status_line[:3]  # status_code(), inlined: this runs for every request
-        status[0] = int(head) if head.isdigit() else None
+        status[0] = status_code(status_line)
         return start_response(status_line, headers, exc_info)
 
     scope, owner = RequestScope.join(environ)
@@ -112,7 +111,7 @@ def attempt(
     start_response: StartResponse,
     on_done: OnDone,
     *,
-    failed: t.Callable[[int | None], bool] | None = None,
+    failed: t.Callable[[int | None], bool],
 ) -> Attempt:
     """Call ``app`` but hold its status back until it is known.
 
@@ -122,8 +121,7 @@ def attempt(
     comes back, so the caller can serve the request elsewhere. Otherwise the
     status is passed on and the response is returned, observed as by
     :func:`observe`. An app that uses the legacy ``write()`` callable
-    commits its status at once and is never retried. ``failed`` defaults
-    to "no valid status, or a 5xx".
+    commits its status at once and is never retried.
     """
     line: str | None = None  # the held status line, headers and exc_info
     held_headers: list[tuple[str, str]] = []
@@ -149,8 +147,7 @@ def attempt(
         if committed:  # status already sent: let the server decide (re-raises exc_info)
             return start_response(status_line, headers, exc_info)
         line, held_headers, held_exc_info = status_line, headers, exc_info
-        head = status_line[:3]
-        code = int(head) if head.isdigit() else None
+        code = status_code(status_line)
         return write
 
     try:
@@ -170,9 +167,7 @@ def attempt(
             if committed:
                 raise
             return Attempt(None, code, True)
-    if line is None or (
-        not committed and (failed(code) if failed is not None else code is None or code >= 500)
-    ):
+    if line is None or (not committed and failed(code)):
         _close(iterable)
         return Attempt(None, code, line is None)
     commit()

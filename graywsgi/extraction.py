@@ -106,8 +106,8 @@ import functools
 import logging
 import math
 import re
-import time
 import os
+import time
 import types
 import typing as t
 import unicodedata
@@ -168,7 +168,9 @@ _TEMPLATE: list[t.Any] = [None] * len(GrayContext._fields)
 _TEMPLATE[GrayContext._fields.index("degrade_level")] = DegradeLevel.NONE
 _TEMPLATE[GrayContext._fields.index("dropped")] = ()
 _SLOT = {name: index for index, name in enumerate(GrayContext._fields)}
-_LEVEL, _DROPPED, _SOURCES_SLOT = _SLOT["degrade_level"], _SLOT["dropped"], _SLOT["sources"]
+_REQUEST_ID, _LEVEL, _DROPPED, _SOURCES_SLOT = (
+    _SLOT[name] for name in ("request_id", "degrade_level", "dropped", "sources")
+)
 
 #: (field, environ key, slot, kind, bit): the parse loop's table. The bit
 #: marks the field as present, for the shared ``sources`` mappings.
@@ -431,7 +433,7 @@ class Extraction:
                     if kind is _TRACE_PARENT:
                         # The pattern admits only lowercase hex and dashes:
                         # it is the field-value check too, and cheaper.
-                        if _TRACEPARENT.fullmatch(value) is None:
+                        if not _valid_traceparent(value):
                             failures.append(name)
                             continue
                         text: str | None = value
@@ -541,7 +543,7 @@ class Extraction:
         verdict: Source,
         resolved: dict[str, str] | None,
     ) -> GrayContext:
-        if failures and len(failures) >= self.fallback_after:
+        if len(failures) >= self.fallback_after:
             logger.warning(
                 "graywsgi extraction: %d identifiers failed (%s); fallback context (degrade L2)",
                 len(failures),
@@ -549,8 +551,8 @@ class Extraction:
                 extra={"graywsgi_degrade_level": 2},
             )
             return _fallback_context(DegradeLevel.L2, tuple(failures))
-        if slots[0] is None:
-            slots[0] = _new_request_id()
+        if slots[_REQUEST_ID] is None:
+            slots[_REQUEST_ID] = _new_request_id()
             mask |= _GENERATED_ID
         sources = _SOURCES.get((verdict, mask)) or _sources(verdict, mask)
         if resolved:
@@ -562,7 +564,7 @@ class Extraction:
             logger.info(
                 "graywsgi extraction: dropped %s (degrade L1), request %s",
                 failures[0],
-                slots[0],
+                slots[_REQUEST_ID],
                 extra={"graywsgi_degrade_level": 1},
             )
         # Positional, straight from the slots: the keyword constructor is

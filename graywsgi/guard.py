@@ -69,7 +69,6 @@ __all__ = ["Guard", "StatsdAlert", "default_is_error", "IDEMPOTENT_METHODS"]
 logger = logging.getLogger("graywsgi.guard")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_REJECT = Admission.REJECT  # a module-level name: enum class lookups are dear in 3.11
 _SHARED = "shared: "
 
 
@@ -196,12 +195,12 @@ class Guard:
             self._kill_switch_changed(state.killed, state.reason)
         if state.killed:
             return Admission.REJECT, "rolled back"
-        breaker = self._breakers.get(route) or self.breaker(route)
+        breaker = self.breaker(route)
         shared = state.routes.get(route)
         if shared is not None and self._synced.get(route) != shared.since:
             self._adopt(breaker, shared)
         admission = breaker.admit()
-        if admission is _REJECT:
+        if admission is Admission.REJECT:
             return admission, f"breaker {breaker.state.value}"
         return admission, ""
 
@@ -244,27 +243,22 @@ class Guard:
             a copy of the environ taken before the canary saw it, for a
             lossless retry (see the module docs).
         """
-        breaker = self._breakers.get(route) or self.breaker(route)
+        breaker = self.breaker(route)
         latency = self._latency[route]
         clock = self._clock
-        is_error = None if self.is_error is default_is_error else self.is_error
+        is_error = self.is_error
         slow_after = self.policy.slow_call_seconds
         started = clock()
 
         def done(status: int | None, raised: bool) -> None:
             took = clock() - started
             latency.record(took)
-            if is_error is None:  # default_is_error, inlined
-                error = raised or status is None or status >= 500
-            else:
-                error = is_error(status, raised)
-            breaker.record(admission, error=error, slow=took > slow_after)
+            breaker.record(admission, error=is_error(status, raised), slow=took > slow_after)
 
         if not (self.retry_on_stable and _retryable(environ)):
             return observe(target, environ, start_response, done)
         original = dict(environ)  # only when a retry is possible: the canary may change environ
-        failed = None if is_error is None else self._failed  # None: attempt's own 5xx check
-        outcome = attempt(target, environ, start_response, done, failed=failed)
+        outcome = attempt(target, environ, start_response, done, failed=self._failed)
         if outcome.response is not None:
             return outcome.response
         done(outcome.status, outcome.raised)

@@ -967,7 +967,7 @@ class Metrics:
                 layer = "router"
             elif reason_text == "rerouted: guard error":
                 layer = "guard"
-            elif level == 2 and not context.dropped:  # DegradeLevel.L2
+            elif level is DegradeLevel.L2 and not context.dropped:
                 layer = "extraction"  # a real L2 lists its failures; failing open lists none
             if layer is not None and not any(
                 event == "internal_error" and tags.get("layer") == layer for event, tags in events

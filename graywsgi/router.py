@@ -110,7 +110,6 @@ __all__ = ["Router", "DECISION_KEY"]
 logger = logging.getLogger("graywsgi.router")
 
 DECISION_KEY = "graywsgi.decision"
-_REJECT = Admission.REJECT  # a module-level name: enum class lookups are dear in 3.11
 _TRUSTED = (Source.TRUSTED, Source.SIGNED)
 
 
@@ -191,8 +190,7 @@ class Router:
         default = rules.ruleset.default_cluster
         if guard is None:
             self._record(environ, context, rules, decision)
-            route = decision.route
-            return (self.apps.get(route) or self._target(rules, route))(environ, start_response)
+            return self._target(rules, decision.route)(environ, start_response)
         if decision.route == default:
             self._record(environ, context, rules, decision)
             return guard.record_baseline(self._target(rules, default), environ, start_response)
@@ -201,7 +199,7 @@ class Router:
         except Exception:
             logger.exception("graywsgi guard failed; sending the request to the default cluster")
             admission, why = Admission.REJECT, "guard error"
-        if admission is _REJECT:
+        if admission is Admission.REJECT:
             if guard.refuse_when_open:
                 seconds = max(1, math.ceil(guard.retry_after(decision.route)))
                 return problem_response(
@@ -226,7 +224,7 @@ class Router:
         return guard.serve(
             decision.route,
             admission,
-            self.apps.get(decision.route) or self._target(rules, decision.route),
+            self._target(rules, decision.route),
             serve_from_default,
             environ,
             start_response,

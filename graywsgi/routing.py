@@ -99,10 +99,6 @@ class Decision(t.NamedTuple):
     reason: str  #: ``color``, ``version``, ``weight``, ``default`` or ``no_match``
 
 
-#: ``_new(Decision, fields)``: a Decision without the keyword constructor.
-_new = tuple.__new__
-
-
 class RequestFacts:
     """Lazy, per-request view of what rules can match on.
 
@@ -608,12 +604,7 @@ class CompiledRules:
                 if _version_matches(context, source, exact, version_range):
                     return Decision(cluster, self._group(cluster, None), name, "version")
         if compiled.backends:
-            if self._key_is_gray_id and not compiled.percent and context is not None and context.gray_key:
-                # The usual case, inlined: the gray id's hash bucket.
-                key = context.gray_key
-                point: float | None = cached_fnv1a_32(compiled.salt + key if compiled.salt else key) % 100
-            else:
-                point = self._point(compiled, facts)
+            point = self._point(compiled, facts)
             if point is not None:
                 edge = 0.0
                 for i, backend in enumerate(compiled.backends):
@@ -624,8 +615,8 @@ class CompiledRules:
                         weight = canary_weight * 100
                     edge += weight * compiled.factor
                     if point < edge:
-                        return _new(Decision, (backend.cluster, compiled.groups[i], name, "weight"))
-        return _new(Decision, (self.ruleset.default_cluster, self.default_group, name, "default"))
+                        return Decision(backend.cluster, compiled.groups[i], name, "weight")
+        return Decision(self.ruleset.default_cluster, self.default_group, name, "default")
 
     def _group(self, cluster: str, explicit: str | None) -> str | None:
         if explicit is not None:

@@ -128,7 +128,7 @@ class CanarySplit:
 
     def decide(self, context: GrayContext) -> str:
         """Return the route for ``context`` (``"canary"`` or ``"stable"``)."""
-        if context.degrade_level >= 2:  # context.is_fallback, without the property call
+        if context.is_fallback:
             return STABLE
         color = context.traffic_color
         if color is not None and color.isascii():

@@ -175,7 +175,7 @@ class SlidingWindow:
         """:meth:`record`, returning the totals it leaves as ``(requests,
         errors, slow)``: the breaker's hot path, one lock round instead of
         two."""
-        bucket = int(self._clock() / self.bucket_seconds)
+        bucket = self._bucket_now()
         lock = self._lock
         lock.acquire()  # cheaper than ``with`` on this path
         try:
