@@ -176,9 +176,9 @@ from datetime import UTC, datetime
 import jsonschema
 
 from graywsgi.config import (
-    FORMATS,
     MAX_REPORTED,
     ConfigFileError,
+    document_text,
     line_for,
     parse_document,
     path_sort_key,
@@ -352,19 +352,7 @@ def parse_checklist(
         directory of ``filename``).
     :raises ConfigFileError: naming the file, line, JSON path and reason.
     """
-    if format is None:
-        format = FORMATS.get(os.path.splitext(filename)[1].lower())
-        if format is None:
-            raise ConfigFileError(
-                filename, [(None, (), f"unknown file type; use one of {', '.join(sorted(FORMATS))}")]
-            )
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigFileError(filename, [(None, (), f"not UTF-8: {exc}")]) from None
-    else:
-        text = raw
+    text, format = document_text(raw, filename, format)
     if directory is None:
         directory = os.path.dirname(os.path.abspath(filename))
     try:

@@ -49,6 +49,7 @@ __all__ = [
     "rules_schema",
     "FORMATS",
     # building blocks shared with other file formats (graywsgi.checklist)
+    "document_text",
     "parse_document",
     "published_schema",
     "schema_validator",
@@ -131,23 +132,31 @@ def parse_rules(raw: bytes | str, *, filename: str, format: str | None = None) -
     :param format: ``yaml``, ``json`` or ``toml``.
     :raises ConfigFileError: naming the file, line, JSON path and reason.
     """
+    text, format = document_text(raw, filename, format)
+    try:
+        return _check(text, filename, format)
+    except RecursionError:
+        raise ConfigFileError(filename, [(None, (), "nested too deeply")]) from None
+
+
+def document_text(raw: bytes | str, filename: str, format: str | None) -> tuple[str, str]:
+    """A configuration document as text, and its format (from ``filename``'s
+    suffix unless ``format`` is given).
+
+    :raises ConfigFileError: for an unknown file type, or bytes that are not UTF-8.
+    """
     if format is None:
         format = FORMATS.get(os.path.splitext(filename)[1].lower())
         if format is None:
             raise ConfigFileError(
                 filename, [(None, (), f"unknown file type; use one of {', '.join(sorted(FORMATS))}")]
             )
-    if isinstance(raw, bytes):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigFileError(filename, [(None, (), f"not UTF-8: {exc}")]) from None
-    else:
-        text = raw
+    if not isinstance(raw, bytes):
+        return raw, format
     try:
-        return _check(text, filename, format)
-    except RecursionError:
-        raise ConfigFileError(filename, [(None, (), "nested too deeply")]) from None
+        return raw.decode("utf-8"), format
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(filename, [(None, (), f"not UTF-8: {exc}")]) from None
 
 
 def _check(text: str, filename: str, format: str) -> CompiledRules:
