@@ -295,6 +295,10 @@ class _CompiledRule:
     salt: bytes
     groups: tuple[str | None, ...]  #: each backend's A/B group (its own, else its cluster's)
     percent: bool  #: mode "percent" (a random draw) rather than "hash"
+    # A rule's decisions never vary by request: built once, shared.
+    weighted: tuple[Decision, ...]  #: the decision for each backend's buckets
+    version_decisions: tuple[Decision, ...]  #: the decision for each version route
+    fallthrough: Decision  #: the rule matched but no backend took the request
 
 
 class CompiledRules:
@@ -342,6 +346,11 @@ class CompiledRules:
                 raise RuleError(("colors", color), "colours must be ASCII")
             self.colors[color.lower()] = cluster
         self.default_group = clusters[ruleset.default_cluster].group
+        # Decisions that do not depend on the request, built once.
+        self._color_decisions = {
+            color: Decision(cluster, self._group(cluster, None), None, "color") for color, cluster in self.colors.items()
+        }
+        self._no_match = Decision(ruleset.default_cluster, self.default_group, None, "no_match")
         self.rules: list[_CompiledRule] = []
         self._exact_hosts: dict[str, _HostBucket] = {}
         self._wildcard_hosts: dict[str, _HostBucket] = {}
@@ -471,7 +480,12 @@ class CompiledRules:
         salt = (rule.salt + ":").encode("utf-8") if rule.salt else b""
         groups = tuple(self._group(b.cluster, b.group) for b in backends)
         return _CompiledRule(
-            rule, tuple(checks), factor, tuple(versions), backends, salt, groups, rule.mode == "percent"
+            rule, tuple(checks), factor, tuple(versions), backends, salt, groups, rule.mode == "percent",
+            weighted=tuple(Decision(b.cluster, group, rule.name, "weight") for b, group in zip(backends, groups)),
+            version_decisions=tuple(
+                Decision(cluster, self._group(cluster, None), rule.name, "version") for *_, cluster in versions
+            ),
+            fallthrough=Decision(self.ruleset.default_cluster, self.default_group, rule.name, "default"),
         )
 
     def _index(self, index: int, rule: Rule, where: tuple[str | int, ...]) -> None:
@@ -590,19 +604,19 @@ class CompiledRules:
         if context is not None and context.traffic_color is not None and self.colors:
             color = context.traffic_color
             if color.isascii():
-                cluster = self.colors.get(color.lower())
-                if cluster is not None:
-                    return Decision(cluster, self._group(cluster, None), None, "color")
+                by_color = self._color_decisions.get(color.lower())
+                if by_color is not None:
+                    return by_color
         compiled = self.match(facts)
         if compiled is None:
             if self.ruleset.no_match == "404":
                 return None
-            return Decision(self.ruleset.default_cluster, self.default_group, None, "no_match")
+            return self._no_match
         name = compiled.rule.name
         if compiled.versions and context is not None:
-            for source, exact, version_range, cluster in compiled.versions:
+            for i, (source, exact, version_range, _cluster) in enumerate(compiled.versions):
                 if _version_matches(context, source, exact, version_range):
-                    return Decision(cluster, self._group(cluster, None), name, "version")
+                    return compiled.version_decisions[i]
         if compiled.backends:
             point = self._point(compiled, facts)
             if point is not None:
@@ -615,8 +629,8 @@ class CompiledRules:
                         weight = canary_weight * 100
                     edge += weight * compiled.factor
                     if point < edge:
-                        return Decision(backend.cluster, compiled.groups[i], name, "weight")
-        return Decision(self.ruleset.default_cluster, self.default_group, name, "default")
+                        return compiled.weighted[i]
+        return compiled.fallthrough
 
     def _group(self, cluster: str, explicit: str | None) -> str | None:
         if explicit is not None:
