@@ -10,7 +10,12 @@ client when ``wrk`` is not on the PATH)::
 For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
 threads) both servers are started on free 127.0.0.1 ports, warmed up, then
 loaded in turn -- A B, B A, A B, ... -- so drift on the shared machine hits
-both alike. The table gives the median requests/s of each and the ratio
+both alike. Where the machine has two CPUs or more, the servers run on the
+last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
+turns it off): left to the scheduler, the worker and the load generator
+trade places and throughput swings by a quarter from run to run; pinned,
+by a few percent. The table also gives the time the chain adds to each
+request, ``1/B - 1/A``. The table gives the median requests/s of each and the ratio
 B/A of the medians. Every load run is bounded by a timeout, and the
 servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
 """
@@ -45,17 +50,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_plan() -> tuple[int, int] | None:
+    """(load generator's CPU, server's CPU), or ``None`` when pinning is not possible here."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[-1]) if len(cpus) >= 2 else None
+
+
+def on_cpu(cpu: int | None) -> t.Callable[[], None] | None:
+    """A ``preexec_fn`` that moves the child (and what it forks) onto ``cpu``."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 class Server:
     """One gunicorn master serving ``bench/ab_app.py:<name>``; stopped by its pid."""
 
-    def __init__(self, name: str, worker_class: str) -> None:
+    def __init__(self, name: str, worker_class: str, cpu: int | None = None) -> None:
         self.port = free_port()
         command = [
             sys.executable, "-m", "gunicorn", f"ab_app:{name}", "--chdir", str(HERE),
             "--bind", f"127.0.0.1:{self.port}", "--worker-class", worker_class, *WORKERS[worker_class],
             "--graceful-timeout", "3", "--timeout", "30", "--log-level", "warning",
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=on_cpu(cpu)
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -89,12 +111,13 @@ def get(port: int) -> int:
         connection.close()
 
 
-def load_wrk(port: int, seconds: int, connections: int) -> float:
+def load_wrk(port: int, seconds: int, connections: int, cpu: int | None = None) -> float:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
     for name, value in HEADERS.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, timeout=seconds + 30, check=True
+        [*command, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, timeout=seconds + 30, check=True,
+        preexec_fn=on_cpu(cpu),
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
@@ -105,8 +128,11 @@ def load_wrk(port: int, seconds: int, connections: int) -> float:
     return float(match.group(1))
 
 
-def load_python(port: int, seconds: int, connections: int) -> float:
-    """A threaded keep-alive client (reconnecting when the server closes): the fallback without wrk."""
+def load_python(port: int, seconds: int, connections: int, cpu: int | None = None) -> float:
+    """A threaded keep-alive client (reconnecting when the server closes): the fallback without wrk.
+
+    It runs in this process, which is not pinned: ``cpu`` is ignored.
+    """
     stop_at = time.monotonic() + seconds
     counts = [0] * connections
 
@@ -135,25 +161,28 @@ def load_python(port: int, seconds: int, connections: int) -> float:
 
 
 def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
-        worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None) -> dict[str, t.Any]:
+        worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None,
+        pin: bool = True) -> dict[str, t.Any]:
     rounds = rounds or (1 if quick else 5)
     seconds = seconds or (1 if quick else 3)
     tool = "wrk" if shutil.which("wrk") else "python"
     load = load_wrk if tool == "wrk" else load_python
+    plan = cpu_plan() if pin and tool == "wrk" else None
+    load_cpu, server_cpu = plan if plan is not None else (None, None)
     samples: dict[str, dict[str, list[float]]] = {}
     for worker_class in worker_classes:
         servers: dict[str, Server] = {}
         try:
             for name in ("plain", "chained"):
-                servers[name] = Server(name, worker_class)
+                servers[name] = Server(name, worker_class, server_cpu)
             if not quick:
                 for server in servers.values():
-                    load(server.port, 1, connections)  # warm-up
+                    load(server.port, 1, connections, load_cpu)  # warm-up
             runs: dict[str, list[float]] = {"plain": [], "chained": []}
             for index in range(rounds):
                 order = ("plain", "chained") if index % 2 == 0 else ("chained", "plain")
                 for name in order:
-                    runs[name].append(load(servers[name].port, seconds, connections))
+                    runs[name].append(load(servers[name].port, seconds, connections, load_cpu))
                     if log:
                         print(f"gunicorn {worker_class} {name}: {runs[name][-1]:,.0f} req/s", file=log)
             samples[worker_class] = runs
@@ -161,15 +190,19 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
             for server in servers.values():
                 server.stop()
     ratios = {}
-    lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s",
-             f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7}   runs A | B"]
+    pinned = f"server on CPU {server_cpu}, {tool} on CPU {load_cpu}" if plan is not None else "not pinned"
+    lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s"
+             f" ({pinned})",
+             f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7} {'added':>9}   runs A | B"]
+    added = {}
     for worker_class, runs in samples.items():
         a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
         ratios[worker_class] = b / a
+        added[worker_class] = (1 / b - 1 / a) * 1e6  # µs per request
         spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
-        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {b / a * 100:6.1f}%   {spread}")
-    return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections,
-            "samples": samples, "ratios": ratios, "table": "\n".join(lines)}
+        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {b / a * 100:6.1f}% {added[worker_class]:6.1f} µs   {spread}")
+    return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
+            "samples": samples, "ratios": ratios, "added_us": added, "table": "\n".join(lines)}
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
@@ -179,9 +212,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, help="seconds per load run (default 3)")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
-                 log=sys.stderr)
+                 log=sys.stderr, pin=not args.no_pin)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2))
     else:
