@@ -116,21 +116,24 @@ class RequestScope:
     def finish(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
         """The response to hand to the server, once the owner's app returned."""
         self.calling = False
-        while iterable.__class__ is _Joined and iterable.scope is self:
-            iterable = iterable.iterable
-        if not self._callbacks and (self.gray is None or iterable.__class__ in _PLAIN_BODIES):
-            return iterable  # nothing to do at next() or close()
-        self._body = _Joined(self, iterable)
+        # What a layer inside handed up is already tagged with this scope
+        # (joined() never tags twice): it becomes the body as it is.
+        tagged = iterable if iterable.__class__ is _Joined and iterable.scope is self else None
+        app_iterable = tagged.iterable if tagged is not None else iterable
+        if not self._callbacks and (self.gray is None or app_iterable.__class__ in _PLAIN_BODIES):
+            return app_iterable  # nothing to do at next() or close()
+        self._body = tagged if tagged is not None else _Joined(self, app_iterable)
         return self
 
     def __iter__(self) -> t.Iterator[bytes]:
-        body = t.cast(_Joined, self._body)
-        if body.iterable.__class__ in _PLAIN_BODIES:
-            return iter(body.iterable)  # iterating it runs no code: nothing to bind or watch
-        return self
+        # The server iterates the body itself (PEP 3333 iterates iter(result)
+        # and closes result): one call per chunk instead of two.
+        body: _Joined = self._body  # type: ignore[assignment]  # set by finish()
+        return iter(body)
 
     def __next__(self) -> bytes:
-        return t.cast(_Joined, self._body).__next__()
+        body: _Joined = self._body  # type: ignore[assignment]  # set by finish()
+        return body.__next__()
 
     def close(self) -> None:
         """Close the app's iterable, then run the callbacks, exactly once."""

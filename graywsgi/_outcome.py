@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from graywsgi._closing import RequestScope
@@ -174,7 +175,7 @@ def attempt(
     if first:
         return Attempt(_Observed(iterable, [code], on_done, first), code, False)
     scope, owner = RequestScope.join(environ)
-    scope.on_close(lambda raised: on_done(code, raised))
+    scope.on_close(functools.partial(on_done, code))  # on_done(code, raised)
     # tuple.__new__: the NamedTuple's keyword constructor costs a call more.
     return tuple.__new__(Attempt, (scope.finish(iterable) if owner else scope.joined(iterable), code, False))
 

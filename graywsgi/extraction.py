@@ -220,6 +220,9 @@ def _valid_traceparent(value: str) -> bool:
     return _TRACEPARENT.fullmatch(value) is not None
 
 
+_traceparent_match = _TRACEPARENT.fullmatch  # the per-request form of _valid_traceparent
+
+
 def _new_request_id() -> str:
     return os.urandom(16).hex()  # 128 random bits, 32 hex digits; safe across fork
 
@@ -433,7 +436,7 @@ class Extraction:
                     if kind is _TRACE_PARENT:
                         # The pattern admits only lowercase hex and dashes:
                         # it is the field-value check too, and cheaper.
-                        if not _valid_traceparent(value):
+                        if _traceparent_match(value) is None:
                             failures.append(name)
                             continue
                         text: str | None = value
