@@ -352,6 +352,13 @@ def light_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
     return Extraction(CanarySplit(WindowRecord(app), percent=15))
 
 
+def evolution(app: WSGIApplication = bare_app) -> WSGIApplication:
+    """ProtocolEvolution moving ``/v1/orders`` to ``/v2/orders``, in its compat stage."""
+    from graywsgi.evolution import Api, ProtocolEvolution
+
+    return ProtocolEvolution(app, apis=[Api("orders", old="/v1/orders", new="/v2/orders", stage="compat")])
+
+
 def metrics_on(app: WSGIApplication, port: int) -> WSGIApplication:
     from graywsgi.metrics import Metrics
 
@@ -383,6 +390,9 @@ ISSUE_FIGURES = {FLOOR: 0.23, FLASK: 44.0, REFERENCE: 1.3}
 IN_APP_FLOOR = "Flask request, then bare callable"
 IN_APP_CORE = "Flask request, then core chain"
 CORE = "core chain: Extraction + Router + Guard, metrics off"
+EVOLUTION_OTHER = "ProtocolEvolution, a path it does not manage"
+EVOLUTION_OLD = "ProtocolEvolution, old API in compat (3 headers added)"
+METRICS_ALONE = "Metrics alone (dogstatsd, UDP), no gray context"
 CORE_METRICS = "core chain + Metrics (dogstatsd, UDP)"
 FULL = "full chain: Metrics + core + PreValidation, JSON body"
 FULL_FLOOR = "full chain's environ change alone (its floor)"
@@ -405,6 +415,10 @@ RULES = {
 def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
     environ = gray_environ()
     found: dict[str, Case] = {name: Case(app, environ) for name, app in cases().items()}
+    old_api = dict(environ, PATH_INFO="/v1/orders/42")
+    found[EVOLUTION_OTHER] = Case(evolution(), environ)
+    found[EVOLUTION_OLD] = Case(evolution(), old_api)
+    found[METRICS_ALONE] = Case(metrics_on(bare_app, port), environ)
     found[CORE] = Case(core_chain(), environ, group="chain")
     found["light core: Extraction + CanarySplit + window record"] = Case(light_core_chain(), environ, group="chain")
     found[CORE_METRICS] = Case(metrics_on(core_chain(), port), environ, group="chain")
@@ -533,6 +547,9 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
         ("Extraction", FLOOR),
         ("Extraction + CanarySplit (chain so far)", FLOOR),
         ("light core: Extraction + CanarySplit + window record", FLOOR),
+        (EVOLUTION_OTHER, FLOOR),
+        (EVOLUTION_OLD, FLOOR),
+        (METRICS_ALONE, FLOOR),
         (CORE, FLOOR),
         (IN_APP_CORE, IN_APP_FLOOR),
         (CORE_METRICS, FLOOR),

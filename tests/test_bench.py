@@ -17,11 +17,16 @@ def test_bench_quick_run_prints_the_tables() -> None:
     out = done.stdout
     assert "bare WSGI (floor)" in out
     assert "core chain: Extraction + Router + Guard, metrics off" in out
+    assert "reference: header + FNV + context, hand-written" in out
+    assert "ProtocolEvolution, old API in compat (3 headers added)" in out
+    assert "Metrics alone (dogstatsd, UDP), no gray context" in out
+    assert "this machine vs the issue's reference figures" in out
     assert "[pv] openapi-core, as middleware" in out
     assert "[breaker] pybreaker CircuitBreaker.call" in out
     assert "[split] GrowthBook 15 % rollout" in out
     assert "memory, full chain, tracemalloc on" in out
     assert "gunicorn, Flask hello-world" in out
+    assert "B/A     added" in out  # the A/B table gives the µs the chain adds per request
     assert "budget summary" in out
     summary = out.split("budget summary", 1)[1]
     for budget in ("core chain over bare", "core chain + metrics over bare", "pre-validation vs openapi-core",
