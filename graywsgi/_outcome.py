@@ -106,6 +106,41 @@ class Attempt(t.NamedTuple):
     raised: bool  #: the app raised before its status was known
 
 
+class _Held:
+    """The ``start_response`` :func:`attempt` hands the app: it holds the
+    status line, headers and ``exc_info`` until :meth:`commit`."""
+
+    __slots__ = ("start_response", "line", "headers", "exc_info", "code", "committed", "sent")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        self.line: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.exc_info: t.Any = None
+        self.code: int | None = None
+        self.committed = False  # the held status went to the server
+        self.sent: t.Callable[[bytes], object] | None = None  # the server's write(), once committed
+
+    def hold(
+        self, status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        if self.committed:  # status already sent: let the server decide (re-raises exc_info)
+            return self.start_response(status_line, headers, exc_info)
+        self.line, self.headers, self.exc_info = status_line, headers, exc_info
+        self.code = status_code(status_line)
+        return self.write
+
+    def commit(self) -> t.Callable[[bytes], object]:
+        """Pass the held status on to the server (once); its ``write()``."""
+        if not self.committed:
+            self.committed = True
+            self.sent = self.start_response(self.line, self.headers, self.exc_info)  # type: ignore[arg-type]
+        return self.sent  # type: ignore[return-value]  # a server may return None; write() is then unusable
+
+    def write(self, data: bytes) -> object:
+        return self.commit()(data)
+
+
 def attempt(
     app: WSGIApplication,
     environ: WSGIEnvironment,
@@ -124,54 +159,29 @@ def attempt(
     :func:`observe`. An app that uses the legacy ``write()`` callable
     commits its status at once and is never retried.
     """
-    line: str | None = None  # the held status line, headers and exc_info
-    held_headers: list[tuple[str, str]] = []
-    held_exc_info: t.Any = None
-    code: int | None = None
-    committed = False  # the held status went to the server
-    sent: t.Callable[[bytes], object] | None = None  # the server's write(), once committed
-
-    def commit() -> t.Callable[[bytes], object]:
-        nonlocal committed, sent
-        if not committed:
-            committed = True
-            sent = start_response(t.cast(str, line), held_headers, held_exc_info)
-        return t.cast("t.Callable[[bytes], object]", sent)
-
-    def write(data: bytes) -> object:
-        return commit()(data)
-
-    def hold(
-        status_line: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-    ) -> t.Callable[[bytes], object]:
-        nonlocal line, held_headers, held_exc_info, code
-        if committed:  # status already sent: let the server decide (re-raises exc_info)
-            return start_response(status_line, headers, exc_info)
-        line, held_headers, held_exc_info = status_line, headers, exc_info
-        code = status_code(status_line)
-        return write
-
+    held = _Held(start_response)
     try:
-        iterable = app(environ, hold)
+        iterable = app(environ, held.hold)
     except Exception:
-        if committed:
+        if held.committed:
             raise
-        return Attempt(None, code, True)
+        return Attempt(None, held.code, True)
     first: list[bytes] = []
-    if line is None:  # some apps call start_response on the first chunk
+    if held.line is None:  # some apps call start_response on the first chunk
         try:
             for chunk in iterable:
                 first.append(chunk)
                 break
         except Exception:
             _close(iterable)
-            if committed:
+            if held.committed:
                 raise
-            return Attempt(None, code, True)
-    if line is None or (not committed and failed(code)):
+            return Attempt(None, held.code, True)
+    code = held.code
+    if held.line is None or (not held.committed and failed(code)):
         _close(iterable)
-        return Attempt(None, code, line is None)
-    commit()
+        return Attempt(None, code, held.line is None)
+    held.commit()
     if first:
         return Attempt(_Observed(iterable, [code], on_done, first), code, False)
     scope, owner = RequestScope.join(environ)
