@@ -342,9 +342,9 @@ def consume(result: t.Iterable[bytes]) -> None:
         close()
 
 
-def core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
+def core_chain(app: WSGIApplication = bare_app, **guard: t.Any) -> WSGIApplication:
     """Extraction + Router + Guard, every request to the canary route, breaker closed; metrics off."""
-    return Extraction(Router(app, all_canary(), apps={"canary": app}, guard=Guard()))
+    return Extraction(Router(app, all_canary(), apps={"canary": app}, guard=Guard(**guard)))
 
 
 def light_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
@@ -390,6 +390,7 @@ ISSUE_FIGURES = {FLOOR: 0.23, FLASK: 44.0, REFERENCE: 1.3}
 IN_APP_FLOOR = "Flask request, then bare callable"
 IN_APP_CORE = "Flask request, then core chain"
 CORE = "core chain: Extraction + Router + Guard, metrics off"
+CORE_NO_RETRY = "core chain, Guard(retry_on_stable=False)"
 EVOLUTION_OTHER = "ProtocolEvolution, a path it does not manage"
 EVOLUTION_OLD = "ProtocolEvolution, old API in compat (3 headers added)"
 METRICS_ALONE = "Metrics alone (dogstatsd, UDP), no gray context"
@@ -420,6 +421,7 @@ def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
     found[EVOLUTION_OLD] = Case(evolution(), old_api)
     found[METRICS_ALONE] = Case(metrics_on(bare_app, port), environ)
     found[CORE] = Case(core_chain(), environ, group="chain")
+    found[CORE_NO_RETRY] = Case(core_chain(retry_on_stable=False), environ, group="chain")
     found["light core: Extraction + CanarySplit + window record"] = Case(light_core_chain(), environ, group="chain")
     found[CORE_METRICS] = Case(metrics_on(core_chain(), port), environ, group="chain")
     found[FULL] = Case(full_chain(port, spec), environ, group="chain")
@@ -551,6 +553,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
         (EVOLUTION_OLD, FLOOR),
         (METRICS_ALONE, FLOOR),
         (CORE, FLOOR),
+        (CORE_NO_RETRY, FLOOR),
         (IN_APP_CORE, IN_APP_FLOOR),
         (CORE_METRICS, FLOOR),
         (FULL, FULL_FLOOR),
