@@ -7,6 +7,7 @@ import typing as t
 
 import pytest
 
+from graywsgi._closing import RequestScope
 from graywsgi._outcome import attempt, observe
 
 if t.TYPE_CHECKING:
@@ -133,13 +134,18 @@ def test_status_chosen_on_the_first_chunk_is_held_too() -> None:
 def test_a_failed_status_on_the_first_chunk_closes_the_generator() -> None:
     server = Server()
     closed: list[bool] = []
+    kept: list[t.Iterator[bytes]] = []  # a reference of our own: only close() can end it, not the collector
 
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterator[bytes]:
+    def body(start_response: StartResponse) -> t.Iterator[bytes]:
         try:
             start_response("502 Bad Gateway", [])
             yield b"bad"
         finally:
             closed.append(True)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterator[bytes]:
+        kept.append(body(start_response))
+        return kept[0]
 
     outcome = attempt(app, {}, server.start_response, Reports(), failed=is_5xx)
     assert outcome == (None, 502, False)
@@ -164,6 +170,53 @@ def test_no_status_at_all_is_a_failure() -> None:
 
     outcome = attempt(app, {}, Server().start_response, Reports(), failed=is_5xx)
     assert outcome == (None, None, True)
+
+
+def test_a_held_exc_info_goes_to_the_server_with_the_status() -> None:
+    server = Server()
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("200 OK", [])
+        try:
+            raise KeyError("no such order")
+        except KeyError:
+            start_response("404 Not Found", [], sys.exc_info())  # nothing sent yet: allowed
+        return [b"not found"]
+
+    outcome = attempt(app, {}, server.start_response, Reports(), failed=is_5xx)
+    assert outcome.response is not None and outcome.status == 404
+    assert server.started == [("404 Not Found", True)]
+
+
+def test_committed_then_raising_on_the_first_chunk_re_raises() -> None:
+    server = Server()
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterator[bytes]:
+        write = start_response("200 OK", [])
+        write(b"already sent")
+        raise RuntimeError("broke after sending")
+        yield b""  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="after sending"):
+        attempt(app, {}, server.start_response, Reports(), failed=is_5xx)
+    assert server.started == [("200 OK", False)] and server.written == [b"already sent"]
+
+
+def test_inside_another_layer_the_report_runs_when_the_owner_closes() -> None:
+    server, reports, body = Server(), Reports(), Body([b"ok"])
+    environ: dict[str, t.Any] = {}
+    scope, owner = RequestScope.join(environ)  # the outer layer (Extraction, Metrics) owns the scope
+    assert owner
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        start_response("201 Created", [])
+        return body
+
+    outcome = attempt(app, environ, server.start_response, reports, failed=is_5xx)
+    assert outcome.response is not None
+    response = scope.finish(outcome.response)  # what the owner hands the server
+    assert consume(response) == b"ok"
+    assert body.closed and reports.seen == [(201, False)]
 
 
 def test_exc_info_after_commit_goes_to_the_server_which_re_raises() -> None:
