@@ -14,8 +14,8 @@ both alike. Where the machine has two CPUs or more, the servers run on the
 last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
 turns it off): left to the scheduler, the worker and the load generator
 trade places and throughput swings by a quarter from run to run; pinned,
-by a few percent. The table also gives the time the chain adds to each
-request, ``1/B - 1/A``. The table gives the median requests/s of each and the ratio
+by a few percent. The time the chain adds to each request, ``1/B - 1/A``,
+is in the table too. The table gives the median requests/s of each and the ratio
 B/A of the medians. Every load run is bounded by a timeout, and the
 servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -58,11 +59,18 @@ def cpu_plan() -> tuple[int, int] | None:
     return (cpus[0], cpus[-1]) if len(cpus) >= 2 else None
 
 
-def on_cpu(cpu: int | None) -> t.Callable[[], None] | None:
-    """A ``preexec_fn`` that moves the child (and what it forks) onto ``cpu``."""
+def on_cpu(command: list[str], cpu: int | None) -> tuple[list[str], t.Callable[[], None] | None]:
+    """``(command, preexec_fn)`` that run ``command`` (and what it forks) on ``cpu``.
+
+    ``taskset`` (util-linux) where it is on the PATH; else a ``preexec_fn``
+    (this process starts no threads of its own before the A/B).
+    """
     if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
+        return command, None
+    taskset = shutil.which("taskset")
+    if taskset is not None:
+        return [taskset, "-c", str(cpu), *command], None
+    return command, lambda: os.sched_setaffinity(0, {cpu})
 
 
 class Server:
@@ -75,9 +83,8 @@ class Server:
             "--bind", f"127.0.0.1:{self.port}", "--worker-class", worker_class, *WORKERS[worker_class],
             "--graceful-timeout", "3", "--timeout", "30", "--log-level", "warning",
         ]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=on_cpu(cpu)
-        )
+        command, preexec = on_cpu(command, cpu)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -115,9 +122,9 @@ def load_wrk(port: int, seconds: int, connections: int, cpu: int | None = None) 
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s"]
     for name, value in HEADERS.items():
         command += ["-H", f"{name}: {value}"]
+    command, preexec = on_cpu([*command, f"http://127.0.0.1:{port}{PATH}"], cpu)
     output = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, timeout=seconds + 30, check=True,
-        preexec_fn=on_cpu(cpu),
+        command, capture_output=True, text=True, timeout=seconds + 30, check=True, preexec_fn=preexec
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
@@ -197,20 +204,31 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     added = {}
     for worker_class, runs in samples.items():
         a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
-        ratios[worker_class] = b / a
-        added[worker_class] = (1 / b - 1 / a) * 1e6  # µs per request
+        ratios[worker_class] = b / a if a else math.nan
+        added[worker_class] = (1 / b - 1 / a) * 1e6 if a and b else math.nan  # µs per request
         spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
         lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {b / a * 100:6.1f}% {added[worker_class]:6.1f} µs   {spread}")
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
             "samples": samples, "ratios": ratios, "added_us": added, "table": "\n".join(lines)}
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an int > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 round of 1 s per worker class")
-    parser.add_argument("--rounds", type=int, help="A/B rounds (default 5)")
-    parser.add_argument("--seconds", type=int, help="seconds per load run (default 3)")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rounds", type=positive_int, help="A/B rounds (default 5)")
+    parser.add_argument("--seconds", type=positive_int, help="seconds per load run (default 3)")
+    parser.add_argument("--connections", type=positive_int, default=4)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
     args = parser.parse_args(argv)

@@ -36,6 +36,7 @@ import gc
 import os
 import io
 import json
+import math
 import socket
 import statistics
 import sys
@@ -669,8 +670,8 @@ def positive(kind: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
         return value
 
     return parse
@@ -679,7 +680,7 @@ def positive(kind: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
 def memory_checkpoints(text: str) -> list[int]:
     """``--memory``: comma-separated request counts; 0 alone skips the memory run."""
     try:
-        counts = [int(float(part)) for part in text.split(",")]
+        counts = [int(part.strip().replace("_", "")) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated request counts, got {text!r}") from None
     if any(count < 0 for count in counts):
@@ -701,7 +702,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--no-server", action="store_true", help="skip the gunicorn A/B (bench/gunicorn_ab.py)")
     parser.add_argument("--no-peers", action="store_true", help="skip openapi-core, pybreaker and GrowthBook")
     parser.add_argument("--plot", metavar="PATH", help="write the per-layer / rule-scaling plot (PNG or SVG)")
-    parser.add_argument("--profile", type=int, nargs="?", const=200_000, metavar="REQUESTS",
+    parser.add_argument("--profile", type=positive(int), nargs="?", const=200_000, metavar="REQUESTS",
                         help="cProfile the core chain and exit")
     args = parser.parse_args(argv)
     if args.profile:
@@ -717,8 +718,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     port = sink.getsockname()[1]
-    restore = None if args.no_pin else pin_to_one_cpu()
+    restore = None
     try:
+        restore = None if args.no_pin else pin_to_one_cpu()
         check_outcomes(port, spec)
         apps = all_cases(port, spec, peers=not args.no_peers)
         loops_for = {name: calibrate_case(case, args.target) for name, case in apps.items()}

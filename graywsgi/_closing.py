@@ -28,8 +28,9 @@ A layer that calls the application follows three steps::
     return scope.finish(iterable) if owner else scope.joined(iterable)
 
 A layer inside hands up its iterable tagged with the scope
-(:meth:`RequestScope.joined`); the owner takes the tag off, so layers nested
-directly cost nothing per chunk. If other middleware sits between two
+(:meth:`RequestScope.joined`, never twice for one scope); the owner makes
+that tagged iterable its body as it is, so layers nested directly add
+nothing per chunk. If other middleware sits between two
 graywsgi layers and iterates or closes the tagged iterable itself (a
 buffering or compressing middleware), the tag binds the context and notes an
 error for it, as the owner would.
@@ -173,8 +174,9 @@ class RequestScope:
 class _Joined:
     """An app's iterable, tagged with the request's scope.
 
-    The scope's owner unwraps what inner layers hand up, and iterates its
-    own body through one. Middleware between two graywsgi layers that
+    What inner layers hand up becomes the owner's body as it is (the owner
+    tags its app's iterable itself when nothing inside did); the server
+    iterates it directly. Middleware between two graywsgi layers that
     iterates or closes one directly gets what the owner would give: the
     gray context bound around each step and an error while iterating noted
     for the callbacks (which still run when the owner's response closes).

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,3 +35,25 @@ def test_bench_quick_run_prints_the_tables() -> None:
                    "10,000 rules vs 10", "gunicorn req/s with core chain", "memory flat"):
         line = next(line for line in summary.splitlines() if line.startswith(budget))
         assert " PASS " in line or " MISS " in line, line
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments", "message"),
+    [
+        ("bench/run.py", ["--repeat", "0"], "--repeat: must be a finite number > 0"),
+        ("bench/run.py", ["--target", "inf"], "--target: must be a finite number > 0"),
+        ("bench/run.py", ["--target", "fast"], "--target: expected a number, got 'fast'"),
+        ("bench/run.py", ["--memory", "0.5"], "--memory: expected comma-separated request counts"),
+        ("bench/run.py", ["--memory", "100,-1"], "--memory: request counts must be >= 0"),
+        ("bench/run.py", ["--profile", "0"], "--profile: must be a finite number > 0"),
+        ("bench/gunicorn_ab.py", ["--rounds", "0"], "--rounds: must be > 0"),
+        ("bench/gunicorn_ab.py", ["--seconds", "two"], "--seconds: expected a whole number, got 'two'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, script, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert done.stdout == ""
