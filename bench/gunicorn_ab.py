@@ -13,8 +13,8 @@ loaded in turn -- A B, B A, A B, ... -- so drift on the shared machine hits
 both alike. Where the machine has two CPUs or more, the servers run on the
 last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
 turns it off): left to the scheduler, the worker and the load generator
-trade places and throughput swings by a quarter from run to run; pinned,
-by a few percent. The time the chain adds to each request, ``1/B - 1/A``,
+trade places and one server's rounds ranged over 40 % here; pinned, over
+3 %. The time the chain adds to each request, ``1/B - 1/A``,
 is in the table too. The table gives the median requests/s of each and the ratio
 B/A of the medians. Every load run is bounded by a timeout, and the
 servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
