@@ -266,7 +266,7 @@ class PyBreakerCall:
         self.breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        return self.breaker.call(self.app, environ, start_response)  # type: ignore[no-any-return]
+        return self.breaker.call(self.app, environ, start_response)
 
 
 ROLLOUT_FEATURES = {
