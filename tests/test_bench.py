@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,18 @@ def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: 
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_in_worker_quick_run_prints_every_variant() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/in_worker.py", "--quick", "--json"], cwd=ROOT, capture_output=True, text=True,
+        timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["variants"]) == [
+        "Flask hello-world alone", "Extraction", "Extraction + CanarySplit", "Extraction + Router",
+        "core chain, Guard(retry_on_stable=False)", "core chain",
+    ]
+    for row in report["variants"].values():
+        assert row["mean_us"] > 0 and row["requests_per_s"] > 0  # each worker timed requests under load
