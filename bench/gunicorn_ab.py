@@ -13,8 +13,9 @@ loaded in turn -- A B, B A, A B, ... -- so drift on the shared machine hits
 both alike. Where the machine has two CPUs or more, the servers run on the
 last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
 turns it off): left to the scheduler, the worker and the load generator
-trade places and one server's rounds ranged over 40 % here; pinned, over
-3 %. The time the chain adds to each request, ``1/B - 1/A``,
+trade places and one server's rounds ranged over 40 % here; pinned,
+within 3 % in the same comparison (rounds still drift when the machine's
+neighbours are busy). The time the chain adds to each request, ``1/B - 1/A``,
 is in the table too. The table gives the median requests/s of each and the ratio
 B/A of the medians. Every load run is bounded by a timeout, and the
 servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
@@ -92,7 +93,7 @@ class Server:
             try:
                 if get(self.port) == 200:
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"gunicorn ({name}, {worker_class}) did not answer within 30 s")
@@ -105,6 +106,27 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+
+
+def stop_all(servers: t.Iterable[Server]) -> None:
+    """Stop every server, each in its own attempt; then raise the first failure, if any."""
+    failure: BaseException | None = None
+    for server in servers:
+        try:
+            server.stop()
+        except BaseException as exc:  # the others must still be stopped
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM a ``SystemExit``, so ``finally`` blocks stop the servers this process started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def get(port: int) -> int:
@@ -194,8 +216,7 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
                         print(f"gunicorn {worker_class} {name}: {runs[name][-1]:,.0f} req/s", file=log)
             samples[worker_class] = runs
         finally:
-            for server in servers.values():
-                server.stop()
+            stop_all(servers.values())
     ratios = {}
     pinned = f"server on CPU {server_cpu}, {tool} on CPU {load_cpu}" if plan is not None else "not pinned"
     lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s"
@@ -232,6 +253,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
                  log=sys.stderr, pin=not args.no_pin)
     if args.json:

@@ -53,9 +53,10 @@ def read_timing(port: int) -> dict[str, t.Any]:
     try:
         connection.request("GET", TIMING_PATH)
         response = connection.getresponse()
-        report: dict[str, t.Any] = json.loads(response.read())
+        body = response.read()
         if response.status != 200:
-            raise RuntimeError(f"{TIMING_PATH} answered {response.status}")
+            raise RuntimeError(f"{TIMING_PATH} answered {response.status}: {body[:200]!r}")
+        report: dict[str, t.Any] = json.loads(body)
         return report
     finally:
         connection.close()
@@ -92,8 +93,7 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
                 if log:
                     print(f"in worker, {label}: {report['mean_us']:.1f} µs per call, {rate:,.0f} req/s", file=log)
     finally:
-        for server in servers.values():
-            server.stop()
+        gunicorn_ab.stop_all(servers.values())
     baseline = statistics.median(means[labels[0]])
     pinned = f"servers on CPU {server_cpu}, {tool} on CPU {load_cpu}" if plan is not None else "not pinned"
     lines = [f"inside a gunicorn sync worker, Flask hello-world behind each variant, load: {tool} -t1 -c{connections}, "
@@ -119,6 +119,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
     args = parser.parse_args(argv)
+    gunicorn_ab.exit_on_sigterm()
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
                  log=sys.stderr, pin=not args.no_pin)
     if args.json:

@@ -209,6 +209,8 @@ def cases() -> dict[str, WSGIApplication]:
         ),
         FLASK: flask_hello(),
         "chain + Flask hello-world": Extraction(CanarySplit(flask_hello(), percent=15)),
+        EXTRACTION_FLASK: Extraction(flask_hello()),
+        CORE_FLASK: core_chain(flask_hello()),
         **prevalidation_cases(),
     }
 
@@ -392,6 +394,8 @@ IN_APP_FLOOR = "Flask request, then bare callable"
 IN_APP_CORE = "Flask request, then core chain"
 CORE = "core chain: Extraction + Router + Guard, metrics off"
 CORE_NO_RETRY = "core chain, Guard(retry_on_stable=False)"
+EXTRACTION_FLASK = "Extraction + Flask hello-world"
+CORE_FLASK = "core chain + Flask hello-world"
 EVOLUTION_OTHER = "ProtocolEvolution, a path it does not manage"
 EVOLUTION_OLD = "ProtocolEvolution, old API in compat (3 headers added)"
 METRICS_ALONE = "Metrics alone (dogstatsd, UDP), no gray context"
@@ -752,6 +756,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     if not args.no_server:
         import gunicorn_ab  # bench/gunicorn_ab.py
 
+        gunicorn_ab.exit_on_sigterm()  # a stopped run still stops its servers
         server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
     if args.plot:
         draw_plot(results, args.plot)

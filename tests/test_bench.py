@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,30 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_quick_run_prints_the_tables() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
+def run_bench(*arguments: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run a bench script in a session of its own; past ``timeout``, SIGTERM
+    (the scripts then stop the servers they started) and SIGKILL the whole
+    session, so no gunicorn outlives the test."""
+    process = subprocess.Popen(
+        [sys.executable, *arguments], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_bench_quick_run_prints_the_tables() -> None:
+    done = run_bench("bench/run.py", "--quick")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "bare WSGI (floor)" in out
@@ -61,10 +83,7 @@ def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: 
 
 
 def test_in_worker_quick_run_prints_every_variant() -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/in_worker.py", "--quick", "--json"], cwd=ROOT, capture_output=True, text=True,
-        timeout=240, check=False,
-    )
+    done = run_bench("bench/in_worker.py", "--quick", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert list(report["variants"]) == [
