@@ -106,7 +106,6 @@ import functools
 import logging
 import math
 import re
-import os
 import time
 import types
 import typing as t
@@ -115,6 +114,7 @@ import uuid
 
 from graywsgi._closing import RequestScope
 from graywsgi._query import query_param_bytes
+from graywsgi._request_ids import new_request_id
 from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext, Source, _current_context
 from graywsgi.errors import ConfigurationError, problem_response
 from graywsgi.extraction_breaker import Admission, BreakerState, ExtractionBreaker
@@ -221,10 +221,6 @@ def _valid_traceparent(value: str) -> bool:
 
 
 _traceparent_match = _TRACEPARENT.fullmatch  # the per-request form of _valid_traceparent
-
-
-def _new_request_id() -> str:
-    return os.urandom(16).hex()  # 128 random bits, 32 hex digits; safe across fork
 
 
 #: (verdict, presence bits) -> the read-only ``sources`` mapping; every
@@ -555,7 +551,7 @@ class Extraction:
             )
             return _fallback_context(DegradeLevel.L2, tuple(failures))
         if slots[_REQUEST_ID] is None:
-            slots[_REQUEST_ID] = _new_request_id()
+            slots[_REQUEST_ID] = new_request_id()
             mask |= _GENERATED_ID
         sources = _SOURCES.get((verdict, mask)) or _sources(verdict, mask)
         if resolved:
