@@ -8,9 +8,14 @@ busy server, where each request's other system calls leave it cold
 
 - **Threads** never get the same id: ``deque.popleft`` and ``deque.extend``
   are atomic.
-- **Forked processes** (gunicorn workers) never get the same id: the ids
-  drawn but not yet handed out are dropped in the child
-  (:func:`os.register_at_fork`), which reads its own.
+- **Forked processes** (gunicorn workers, ``multiprocessing``) never get
+  the same id: the ids drawn but not yet handed out are dropped in the
+  child (:func:`os.register_at_fork`), which reads its own. uWSGI forks
+  its workers without running Python's fork hooks unless
+  ``py-call-osafterfork`` is set; without it (or ``lazy-apps``), a master
+  that served a request before forking would leave its pool to every
+  worker. The same setting is what graywsgi's other per-process state
+  (the Metrics socket) relies on.
 
 Nothing is read at import: the first request fills the pool.
 """
