@@ -244,10 +244,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s per worker class")
-    parser.add_argument("--rounds", type=positive_int, help="A/B rounds (default 5)")
+def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: t.Callable[..., dict[str, t.Any]],
+                 quick_help: str, rounds_help: str) -> int:
+    """The command line this script and ``bench/in_worker.py`` share: parse,
+    ``run(...)`` under load, print the table (or ``--json``)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--rounds", type=positive_int, help=rounds_help)
     parser.add_argument("--seconds", type=positive_int, help="seconds per load run (default 3)")
     parser.add_argument("--connections", type=positive_int, default=4)
     parser.add_argument("--json", action="store_true")
@@ -261,6 +264,11 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     else:
         print(result["table"])
     return 0
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    return command_line(argv, description=__doc__, run=run, quick_help="1 round of 1 s per worker class",
+                        rounds_help="A/B rounds (default 5)")
 
 
 if __name__ == "__main__":

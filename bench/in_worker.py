@@ -22,7 +22,6 @@ every load run has a timeout and the servers are stopped by process id.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import shutil
@@ -111,22 +110,8 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s per variant")
-    parser.add_argument("--rounds", type=gunicorn_ab.positive_int, help="rounds (default 3)")
-    parser.add_argument("--seconds", type=gunicorn_ab.positive_int, help="seconds per load run (default 3)")
-    parser.add_argument("--connections", type=gunicorn_ab.positive_int, default=4)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
-    args = parser.parse_args(argv)
-    gunicorn_ab.exit_on_sigterm()
-    result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
-                 log=sys.stderr, pin=not args.no_pin)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2))
-    else:
-        print(result["table"])
-    return 0
+    return gunicorn_ab.command_line(argv, description=__doc__, run=run, quick_help="1 round of 1 s per variant",
+                                    rounds_help="rounds (default 3)")
 
 
 if __name__ == "__main__":

@@ -220,9 +220,6 @@ def _valid_traceparent(value: str) -> bool:
     return _TRACEPARENT.fullmatch(value) is not None
 
 
-_traceparent_match = _TRACEPARENT.fullmatch  # the per-request form of _valid_traceparent
-
-
 #: (verdict, presence bits) -> the read-only ``sources`` mapping; every
 #: request with the same identifiers present shares one (at most 5 x 2**9).
 _SOURCES: dict[tuple[Source, int], t.Mapping[str, Source]] = {}
@@ -432,7 +429,7 @@ class Extraction:
                     if kind is _TRACE_PARENT:
                         # The pattern admits only lowercase hex and dashes:
                         # it is the field-value check too, and cheaper.
-                        if _traceparent_match(value) is None:
+                        if not _valid_traceparent(value):
                             failures.append(name)
                             continue
                         text: str | None = value

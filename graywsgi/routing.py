@@ -290,14 +290,13 @@ class _CompiledRule:
     rule: Rule
     checks: tuple[_Check, ...]
     factor: float
-    versions: tuple[tuple[str, str | None, VersionRange | None, str], ...]
+    #: (source, exact, range, decision) per version route
+    versions: tuple[tuple[str, str | None, VersionRange | None, Decision], ...]
     backends: tuple[Backend, ...]
     salt: bytes
-    groups: tuple[str | None, ...]  #: each backend's A/B group (its own, else its cluster's)
     percent: bool  #: mode "percent" (a random draw) rather than "hash"
     # A rule's decisions never vary by request: built once, shared.
     weighted: tuple[Decision, ...]  #: the decision for each backend's buckets
-    version_decisions: tuple[Decision, ...]  #: the decision for each version route
     fallthrough: Decision  #: the rule matched but no backend took the request
 
 
@@ -460,7 +459,8 @@ class CompiledRules:
                 except ValueError as exc:
                     raise RuleError((*at, "range"), str(exc)) from None
             exact = route.exact.strip() if route.exact is not None else None
-            versions.append((route.source, exact, version_range, route.cluster))
+            decision = Decision(route.cluster, self._group(route.cluster, None), rule.name, "version")
+            versions.append((route.source, exact, version_range, decision))
         total = 0.0
         seen: set[str] = set()
         for i, backend in enumerate(rule.split):
@@ -478,13 +478,9 @@ class CompiledRules:
             raise RuleError((*where, "mode"), f"must be 'hash' or 'percent', got {rule.mode!r}")
         backends = tuple(b for b in rule.split if b.cluster != self.ruleset.default_cluster)
         salt = (rule.salt + ":").encode("utf-8") if rule.salt else b""
-        groups = tuple(self._group(b.cluster, b.group) for b in backends)
         return _CompiledRule(
-            rule, tuple(checks), factor, tuple(versions), backends, salt, groups, rule.mode == "percent",
-            weighted=tuple(Decision(b.cluster, group, rule.name, "weight") for b, group in zip(backends, groups)),
-            version_decisions=tuple(
-                Decision(cluster, self._group(cluster, None), rule.name, "version") for *_, cluster in versions
-            ),
+            rule, tuple(checks), factor, tuple(versions), backends, salt, rule.mode == "percent",
+            weighted=tuple(Decision(b.cluster, self._group(b.cluster, b.group), rule.name, "weight") for b in backends),
             fallthrough=Decision(self.ruleset.default_cluster, self.default_group, rule.name, "default"),
         )
 
@@ -601,7 +597,7 @@ class CompiledRules:
         :param rng: random source for percent mode.
         """
         context = facts.context
-        if context is not None and context.traffic_color is not None and self.colors:
+        if context is not None and context.traffic_color is not None and self._color_decisions:
             color = context.traffic_color
             if color.isascii():
                 by_color = self._color_decisions.get(color.lower())
@@ -614,9 +610,9 @@ class CompiledRules:
             return self._no_match
         name = compiled.rule.name
         if compiled.versions and context is not None:
-            for i, (source, exact, version_range, _cluster) in enumerate(compiled.versions):
+            for source, exact, version_range, by_version in compiled.versions:
                 if _version_matches(context, source, exact, version_range):
-                    return compiled.version_decisions[i]
+                    return by_version
         if compiled.backends:
             point = self._point(compiled, facts)
             if point is not None:
