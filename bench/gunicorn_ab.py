@@ -4,7 +4,7 @@ Run from the repository root (gunicorn and Flask are dev dependencies; the
 load generator is ``wrk``, the Debian package, or a small threaded Python
 client when ``wrk`` is not on the PATH)::
 
-    python bench/gunicorn_ab.py            # 5 alternating A/B rounds of 3 s per worker class
+    python bench/gunicorn_ab.py            # 7 alternating A/B rounds of 3 s per worker class
     python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
 
 For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
@@ -16,9 +16,14 @@ turns it off): left to the scheduler, the worker and the load generator
 trade places and one server's rounds ranged over 40 % here; pinned,
 within 3 % in the same comparison (rounds still drift when the machine's
 neighbours are busy). The time the chain adds to each request, ``1/B - 1/A``,
-is in the table too. The table gives the median requests/s of each and the ratio
-B/A of the medians. Every load run is bounded by a timeout, and the
-servers are stopped by process id (SIGTERM, then SIGKILL) whatever happens.
+is in the table too. The table gives the median requests/s of each and,
+as the verdict, the median of the rounds' own ratios: each round loads A and
+B back to back, so a round's B/A shares that moment's machine, where the
+ratio of the two medians can pair a quiet A round with a busy B round (on
+one noisy morning here single rounds ranged 2,086-3,130 req/s). The
+rounds' lowest and highest ratio are printed beside it. Every load run is
+bounded by a timeout, and the servers are stopped by process id (SIGTERM,
+then SIGKILL) whatever happens.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import re
 import shutil
@@ -192,7 +196,7 @@ def load_python(port: int, seconds: int, connections: int, cpu: int | None = Non
 def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
         worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None,
         pin: bool = True) -> dict[str, t.Any]:
-    rounds = rounds or (1 if quick else 5)
+    rounds = rounds or (1 if quick else 7)
     seconds = seconds or (1 if quick else 3)
     tool = "wrk" if shutil.which("wrk") else "python"
     load = load_wrk if tool == "wrk" else load_python
@@ -221,16 +225,34 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     pinned = f"server on CPU {server_cpu}, {tool} on CPU {load_cpu}" if plan is not None else "not pinned"
     lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s"
              f" ({pinned})",
-             f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7} {'added':>9}   runs A | B"]
+             f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7} {'rounds':>13}"
+             f" {'added':>9}   runs A | B"]
     added = {}
     for worker_class, runs in samples.items():
         a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
-        ratios[worker_class] = b / a if a else math.nan
-        added[worker_class] = (1 / b - 1 / a) * 1e6 if a and b else math.nan  # µs per request
+        ratio, low, high, added_us = paired(runs["plain"], runs["chained"])
+        ratios[worker_class] = ratio
+        added[worker_class] = added_us
         spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
-        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {b / a * 100:6.1f}% {added[worker_class]:6.1f} µs   {spread}")
+        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {low * 100:5.1f}-{high * 100:5.1f}%"
+                     f" {added_us:6.1f} µs   {spread}")
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
             "samples": samples, "ratios": ratios, "added_us": added, "table": "\n".join(lines)}
+
+
+def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float, float, float, float]:
+    """Round-by-round comparison of B with A (req/s, in round order).
+
+    :return: the median of the rounds' ratios B/A, the lowest and the
+        highest, and the median time B adds per request in µs (1/B - 1/A).
+    """
+    if not a_runs or len(a_runs) != len(b_runs):
+        raise ValueError(f"need as many B rounds as A rounds, got {len(a_runs)} and {len(b_runs)}")
+    if min(*a_runs, *b_runs) <= 0:
+        raise ValueError("a round served nothing: no ratio to take")
+    ratios = [b / a for a, b in zip(a_runs, b_runs)]
+    added = [(1 / b - 1 / a) * 1e6 for a, b in zip(a_runs, b_runs)]
+    return statistics.median(ratios), min(ratios), max(ratios), statistics.median(added)
 
 
 def positive_int(text: str) -> int:
@@ -268,7 +290,7 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     return command_line(argv, description=__doc__, run=run, quick_help="1 round of 1 s per worker class",
-                        rounds_help="A/B rounds (default 5)")
+                        rounds_help="A/B rounds (default 7)")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,7 @@ def test_bench_quick_run_prints_the_tables() -> None:
     assert "[split] GrowthBook 15 % rollout" in out
     assert "memory, full chain, tracemalloc on" in out
     assert "gunicorn, Flask hello-world" in out
-    assert "B/A     added" in out  # the A/B table gives the µs the chain adds per request
+    assert "B/A        rounds     added" in out  # paired ratio, its rounds' range, the µs added per request
     assert "budget summary" in out
     summary = out.split("budget summary", 1)[1]
     for budget in ("core chain over bare", "core chain + metrics over bare", "pre-validation vs openapi-core",
@@ -92,3 +94,28 @@ def test_in_worker_quick_run_prints_every_variant() -> None:
     ]
     for row in report["variants"].values():
         assert row["mean_us"] > 0 and row["requests_per_s"] > 0  # each worker timed requests under load
+
+
+def _gunicorn_ab() -> t.Any:
+    spec = importlib.util.spec_from_file_location("gunicorn_ab", ROOT / "bench" / "gunicorn_ab.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ab_verdict_pairs_each_b_round_with_its_a_round() -> None:
+    # The machine drifts from 1,000 to 3,000 req/s over the rounds; every B
+    # round is 90 % of the A round beside it.
+    a = [1000.0, 3000.0, 2000.0, 1500.0, 2500.0]
+    b = [x * 0.9 for x in a]
+    ratio, low, high, added = _gunicorn_ab().paired(a, b)
+    assert ratio == pytest.approx(0.9) and low == pytest.approx(0.9) and high == pytest.approx(0.9)
+    # 1/B - 1/A in µs, median over rounds: at 2,000 req/s, 1/1800 - 1/2000 s.
+    assert added == pytest.approx((1 / 1800 - 1 / 2000) * 1e6)
+
+
+@pytest.mark.parametrize("a, b", [([], []), ([1.0, 2.0], [1.0]), ([1.0, 0.0], [1.0, 1.0])])
+def test_ab_verdict_refuses_unpaired_or_empty_rounds(a: list[float], b: list[float]) -> None:
+    with pytest.raises(ValueError):
+        _gunicorn_ab().paired(a, b)
