@@ -158,27 +158,28 @@ _BREAKER_CLOSED = BreakerState.CLOSED
 #: Identifiers covered by the trust boundary (see graywsgi.trust.GRAY_HEADERS).
 _GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_id"})
 
-# How each identifier's value is checked beyond the field-value rules.
-_PLAIN, _GRAY_ID, _API_VERSION, _TRACE_PARENT = range(4)
-_KINDS = {"gray_id": _GRAY_ID, "api_version": _API_VERSION, "trace_parent": _TRACE_PARENT}
-
 #: A new context's fields in order, as a list to copy and fill: extraction
 #: sets the identifiers (request_id ... role) and ``sources``.
 _TEMPLATE: list[t.Any] = [None] * len(GrayContext._fields)
 _TEMPLATE[GrayContext._fields.index("degrade_level")] = DegradeLevel.NONE
 _TEMPLATE[GrayContext._fields.index("dropped")] = ()
 _SLOT = {name: index for index, name in enumerate(GrayContext._fields)}
-_REQUEST_ID, _LEVEL, _DROPPED, _SOURCES_SLOT = (
-    _SLOT[name] for name in ("request_id", "degrade_level", "dropped", "sources")
+_REQUEST_ID, _LEVEL, _DROPPED, _SOURCES_SLOT, _GRAY_ID_SLOT, _GRAY_KEY_SLOT, _API_VERSION_SLOT, _TRACE_SLOT = (
+    _SLOT[name]
+    for name in ("request_id", "degrade_level", "dropped", "sources", "gray_id", "gray_key", "api_version",
+                 "trace_parent")
 )
 
-#: (field, environ key, slot, kind, bit): the parse loop's table. The bit
-#: marks the field as present, for the shared ``sources`` mappings.
-_TABLE = tuple(
-    (name, key, _SLOT[name], _KINDS.get(name, _PLAIN), 1 << bit)
-    for bit, (name, key) in enumerate(IDENTIFIERS.items())
+#: One bit per identifier, in :data:`IDENTIFIERS` order: which are present
+#: (for the shared ``sources`` mappings) and which failed.
+_BIT = {name: 1 << index for index, name in enumerate(IDENTIFIERS)}
+_GRAY_ID_BIT, _API_VERSION_BIT, _TRACE_BIT = _BIT["gray_id"], _BIT["api_version"], _BIT["trace_parent"]
+_GENERATED_ID = 1 << len(IDENTIFIERS)  # the request id was generated
+#: (environ key, slot, bit) of every identifier read as checked text;
+#: ``traceparent`` has a syntax of its own and is read after them.
+_TEXT_FIELDS = tuple(
+    (key, _SLOT[name], _BIT[name]) for name, key in IDENTIFIERS.items() if name != "trace_parent"
 )
-_GENERATED_ID = 1 << len(_TABLE)  # the request id was generated
 
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
@@ -217,6 +218,7 @@ def _field_text(value: str) -> str | None:
 
 
 def _valid_traceparent(value: str) -> bool:
+    """Whether ``value`` is a W3C ``traceparent`` (version 00 syntax, lowercase hex)."""
     return _TRACEPARENT.fullmatch(value) is not None
 
 
@@ -229,9 +231,7 @@ def _sources(verdict: Source, mask: int) -> t.Mapping[str, Source]:
     found = _SOURCES.get((verdict, mask))
     if found is None:
         table = {
-            name: verdict if name in _GRAY_FIELDS else _UNTRUSTED
-            for name, _key, _slot, _kind, bit in _TABLE
-            if mask & bit
+            name: verdict if name in _GRAY_FIELDS else _UNTRUSTED for name, bit in _BIT.items() if mask & bit
         }
         if mask & _GENERATED_ID:
             table["request_id"] = Source.GENERATED
@@ -318,6 +318,7 @@ class Extraction:
         if query_fallback is not None and not query_fallback:
             raise ConfigurationError("query_fallback must be a parameter name or None")
         self.max_length = max_length
+        self._required_bits = sum(_BIT[name] for name in self.required)
         self.fallback_after = fallback_after
         self.resolvers = tuple(resolvers)
         self.breaker = breaker if breaker is not None else ExtractionBreaker()
@@ -407,72 +408,80 @@ class Extraction:
     def _parse(self, environ: WSGIEnvironment, verdict: Source) -> tuple[list[t.Any], int, list[str]]:
         """Read the identifiers: (context slots, presence bits, failures).
 
-        The hot path of every request: one pass over a table, no helper
-        calls for the usual (absent or short plain ASCII) values.
+        The hot path of every request. Presence and failure are bits, so a
+        request with no failure builds no list of names; the usual value
+        (short, plain ASCII) costs one pass of the first loop and no helper
+        call.
         """
         slots = _TEMPLATE.copy()
-        mask = 0
-        failures: list[str] = []
+        mask = failed = 0
         max_length = self.max_length
         get = environ.get
-        for name, environ_key, slot, kind, bit in _TABLE:
-            raw = get(environ_key)
-            if raw is not None:
-                if raw.__class__ is not str:
-                    failures.append(name)
-                    continue
-                value = raw.strip(" \t")
-                if value:  # an empty value counts as absent
-                    if len(value) > max_length:
-                        failures.append(name)
-                        continue
-                    if kind is _TRACE_PARENT:
-                        # The pattern admits only lowercase hex and dashes:
-                        # it is the field-value check too, and cheaper.
-                        if not _valid_traceparent(value):
-                            failures.append(name)
-                            continue
-                        text: str | None = value
-                    elif value.isascii() and value.isprintable():
-                        text = value  # the usual SP..~ value: the fast form of the check
-                    else:
-                        text = _field_text(value)
-                        if text is None:
-                            failures.append(name)
-                            continue
-                    if kind is _PLAIN or kind is _TRACE_PARENT:
-                        slots[slot] = text
-                    elif kind is _GRAY_ID:
-                        slots[slot] = text
-                        slots[slot + 1] = value.encode("latin-1")  # gray_key: the bytes as sent
-                    else:  # _API_VERSION
-                        try:
-                            slots[slot] = _version_context(text)
-                        except ValueError:
-                            failures.append(name)
-                            continue
-                    mask |= bit
-                    continue
-            # Absent.
-            if kind is _GRAY_ID and self.query_fallback is not None and (
-                self.trust is None or verdict is not _UNTRUSTED
-            ):
-                key = self._query_gray_key(environ)
-                if key is False:
-                    failures.append(name)
-                    continue
-                if isinstance(key, bytes):
-                    text = _text(key)
-                    if text is None:
-                        failures.append(name)
-                        continue
+        for key, slot, bit in _TEXT_FIELDS:
+            raw = get(key)
+            if raw is None:
+                continue
+            if raw.__class__ is not str:
+                failed |= bit
+                continue
+            value = raw.strip(" \t")
+            if not value:
+                continue  # an empty value counts as absent
+            if len(value) > max_length:
+                failed |= bit
+            elif value.isascii() and value.isprintable():
+                slots[slot] = value  # the usual SP..~ value: the fast form of the check
+                mask |= bit
+            else:
+                text = _field_text(value)
+                if text is None:
+                    failed |= bit
+                else:
                     slots[slot] = text
-                    slots[slot + 1] = key  # gray_key follows gray_id
                     mask |= bit
-                    continue
-            if name in self.required:
-                failures.append(name)
-        return slots, mask, failures
+        if mask & _GRAY_ID_BIT:
+            # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
+            slots[_GRAY_KEY_SLOT] = environ["HTTP_X_GRAY_ID"].strip(" \t").encode("latin-1")
+        elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
+            self.trust is None or verdict is not _UNTRUSTED
+        ):
+            from_query = self._query_gray_key(environ)
+            if from_query is False:
+                failed |= _GRAY_ID_BIT
+            elif isinstance(from_query, bytes):
+                text = _text(from_query)
+                if text is None:
+                    failed |= _GRAY_ID_BIT
+                else:
+                    slots[_GRAY_ID_SLOT] = text
+                    slots[_GRAY_KEY_SLOT] = from_query
+                    mask |= _GRAY_ID_BIT
+        if mask & _API_VERSION_BIT:
+            try:
+                slots[_API_VERSION_SLOT] = _version_context(slots[_API_VERSION_SLOT])
+            except ValueError:
+                slots[_API_VERSION_SLOT] = None
+                mask &= ~_API_VERSION_BIT
+                failed |= _API_VERSION_BIT
+        raw = get("HTTP_TRACEPARENT")
+        if raw is not None:
+            if raw.__class__ is not str:
+                failed |= _TRACE_BIT
+            else:
+                value = raw.strip(" \t")
+                # The pattern admits only lowercase hex and dashes: it is
+                # the field-value check too, and cheaper.
+                if not value:
+                    pass  # absent
+                elif len(value) <= max_length and _TRACEPARENT.fullmatch(value) is not None:
+                    slots[_TRACE_SLOT] = value
+                    mask |= _TRACE_BIT
+                else:
+                    failed |= _TRACE_BIT
+        failed |= self._required_bits & ~mask
+        if not failed:
+            return slots, mask, []
+        return slots, mask, [name for name, bit in _BIT.items() if failed & bit]
 
     def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
         """The decoded query value, ``None`` if absent, ``False`` if invalid."""

@@ -61,6 +61,8 @@ def test_each_worker_sends_through_its_own_socket(worker_class: str) -> None:
     receiver.close()
     ports = {address[1] for _, address in datagrams}
     assert len(workers) == 2, "both workers served requests"
-    assert len(ports) == len(workers), "one socket per worker, none shared with the master"
+    senders = {address: data[:60] for data, address in datagrams}  # one sample datagram per source
+    # Once (2026-12-02) a datagram came from port 0: the message shows each source, to tell why next time.
+    assert len(ports) == len(workers), f"one socket per worker, none shared with the master; sources: {senders}"
     lines = [data.decode().split("\n")[0] for data, _ in datagrams]
     assert all(line.startswith("graywsgi.request:") and "status:2xx,method:GET" in line for line in lines)
