@@ -20,6 +20,7 @@ from flask import Flask
 from graywsgi import CanarySplit, Extraction, Router
 from graywsgi.guard import Guard
 from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+from reference import Reference  # bench/reference.py
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -91,6 +92,7 @@ def _behind(make: t.Callable[[WSGIApplication], WSGIApplication]) -> Timed:
 
 
 timed_plain = _behind(lambda app: app)
+timed_reference = _behind(Reference)
 timed_extraction = _behind(Extraction)
 timed_split = _behind(lambda app: Extraction(CanarySplit(app, percent=15)))
 timed_router = _behind(lambda app: Extraction(Router(app, _rules, apps={"canary": app})))

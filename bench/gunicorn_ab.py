@@ -4,7 +4,7 @@ Run from the repository root (gunicorn and Flask are dev dependencies; the
 load generator is ``wrk``, the Debian package, or a small threaded Python
 client when ``wrk`` is not on the PATH)::
 
-    python bench/gunicorn_ab.py            # 7 alternating A/B rounds of 3 s per worker class
+    python bench/gunicorn_ab.py            # 11 alternating A/B rounds of 3 s per worker class
     python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
 
 For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
@@ -196,7 +196,7 @@ def load_python(port: int, seconds: int, connections: int, cpu: int | None = Non
 def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
         worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None,
         pin: bool = True) -> dict[str, t.Any]:
-    rounds = rounds or (1 if quick else 7)
+    rounds = rounds or (1 if quick else 11)
     seconds = seconds or (1 if quick else 3)
     tool = "wrk" if shutil.which("wrk") else "python"
     load = load_wrk if tool == "wrk" else load_python
@@ -290,7 +290,7 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     return command_line(argv, description=__doc__, run=run, quick_help="1 round of 1 s per worker class",
-                        rounds_help="A/B rounds (default 7)")
+                        rounds_help="A/B rounds (default 11)")
 
 
 if __name__ == "__main__":

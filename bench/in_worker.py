@@ -8,9 +8,10 @@ load generator is ``wrk``, else a small threaded Python client)::
 
 ``bench/gunicorn_ab.py`` gives the throughput a chain costs;
 this gives where the time goes. Each variant is Flask's hello-world behind
-a longer part of the core chain (``bench/ab_app.py``'s ``timed_*``),
-served by its own gunicorn ``sync`` worker. A wrapper inside the worker
-times each WSGI call -- the call, reading the body and closing it -- and
+a longer part of the core chain (``bench/ab_app.py``'s ``timed_*``) or,
+for scale, behind the issue's hand-written reference (header + FNV +
+context, ``bench/reference.py``), served by its own gunicorn ``sync``
+worker. A wrapper inside the worker times each WSGI call -- the call, reading the body and closing it -- and
 answers ``GET /__timing`` with the mean since the last such request. The
 variants are loaded in turn, round after round (the order rotates), and
 the table gives the median of the rounds' means and what each variant adds
@@ -38,6 +39,7 @@ from ab_app import TIMING_PATH
 #: Label -> the ``bench/ab_app.py`` application; the first is the baseline.
 VARIANTS = {
     "Flask hello-world alone": "timed_plain",
+    "reference: header + FNV + context": "timed_reference",
     "Extraction": "timed_extraction",
     "Extraction + CanarySplit": "timed_split",
     "Extraction + Router": "timed_router",

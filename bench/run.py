@@ -31,7 +31,6 @@ PASS or MISS with the measured figure.
 from __future__ import annotations
 
 import argparse
-import contextvars
 import gc
 import os
 import io
@@ -51,6 +50,7 @@ from werkzeug.test import create_environ
 from graywsgi import CanarySplit, Extraction, Router
 from graywsgi.guard import Guard
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
+from reference import Reference  # bench/reference.py
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -69,33 +69,6 @@ class PassThrough:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         return self.app(environ, start_response)
-
-
-_REFERENCE_VAR: contextvars.ContextVar[tuple[str | None, int | None]] = contextvars.ContextVar("bench_reference")
-
-
-class Reference:
-    """The issue's hand-written approximation, "header + FNV + context": read
-    ``X-Gray-ID``, its FNV-1a bucket (cached, as graywsgi caches it), a
-    context variable set around the call. No validation, no outcome, no
-    release at close. It calibrates the machine: the issue measured it at
-    about 1.3 µs where the bare callable took 0.23 µs and Flask 44 µs.
-    """
-
-    def __init__(self, app: WSGIApplication) -> None:
-        from graywsgi.hashing import cached_fnv1a_32
-
-        self.app = app
-        self.bucket = cached_fnv1a_32
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        gray_id = environ.get("HTTP_X_GRAY_ID")
-        bucket = self.bucket(gray_id.encode("latin-1")) % 100 if gray_id else None
-        token = _REFERENCE_VAR.set((gray_id, bucket))
-        try:
-            return self.app(environ, start_response)
-        finally:
-            _REFERENCE_VAR.reset(token)
 
 
 def _start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> t.Callable[[bytes], object]:

@@ -89,7 +89,8 @@ def test_in_worker_quick_run_prints_every_variant() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert list(report["variants"]) == [
-        "Flask hello-world alone", "Extraction", "Extraction + CanarySplit", "Extraction + Router",
+        "Flask hello-world alone", "reference: header + FNV + context", "Extraction", "Extraction + CanarySplit",
+        "Extraction + Router",
         "core chain, Guard(retry_on_stable=False)", "core chain",
     ]
     for row in report["variants"].values():
