@@ -5,8 +5,9 @@
 process: Extraction + Router + Guard, every request to the canary route
 (here the same Flask application), breaker closed, metrics off.
 
-``timed_*`` are the same Flask application behind each part of the chain,
-timed inside the worker, for ``bench/in_worker.py``.
+``timed_*`` are the same Flask application behind each part of the chain
+(and ``timed_reference`` behind the issue's reference middleware), timed
+inside the worker, for ``bench/in_worker.py``.
 """
 
 from __future__ import annotations

@@ -14,13 +14,14 @@ both alike. Where the machine has two CPUs or more, the servers run on the
 last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
 turns it off): left to the scheduler, the worker and the load generator
 trade places and one server's rounds ranged over 40 % here; pinned,
-within 3 % in the same comparison (rounds still drift when the machine's
-neighbours are busy). The time the chain adds to each request, ``1/B - 1/A``,
+within 3 % in the same comparison (2026-11-25, an Intel host). Rounds still
+drift when the machine's neighbours are busy: on a noisy AMD host on
+2026-12-02, pinned rounds of one server ranged 2,536-3,268 req/s. The time the chain adds to each request, ``1/B - 1/A``,
 is in the table too. The table gives the median requests/s of each and,
 as the verdict, the median of the rounds' own ratios: each round loads A and
 B back to back, so a round's B/A shares that moment's machine, where the
-ratio of the two medians can pair a quiet A round with a busy B round (on
-one noisy morning here single rounds ranged 2,086-3,130 req/s). The
+ratio of the two medians can pair a quiet A round with a busy B round (in
+one run that morning single rounds ranged 2,086-3,130 req/s). The
 rounds' lowest and highest ratio are printed beside it. Every load run is
 bounded by a timeout, and the servers are stopped by process id (SIGTERM,
 then SIGKILL) whatever happens.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -230,11 +232,15 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     added = {}
     for worker_class, runs in samples.items():
         a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
-        ratio, low, high, added_us = paired(runs["plain"], runs["chained"])
+        try:
+            ratio, low, high, added_us = paired(runs["plain"], runs["chained"])
+        except ValueError:  # a round served nothing (the Python client can): no verdict, the rest still prints
+            ratio = low = high = added_us = math.nan
         ratios[worker_class] = ratio
         added[worker_class] = added_us
         spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
-        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {low * 100:5.1f}-{high * 100:5.1f}%"
+        span = f"{low * 100:.1f}-{high * 100:.1f}%"
+        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {span:>13}"
                      f" {added_us:6.1f} µs   {spread}")
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
             "samples": samples, "ratios": ratios, "added_us": added, "table": "\n".join(lines)}

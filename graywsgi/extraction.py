@@ -174,6 +174,7 @@ _REQUEST_ID, _LEVEL, _DROPPED, _SOURCES_SLOT, _GRAY_ID_SLOT, _GRAY_KEY_SLOT, _AP
 #: (for the shared ``sources`` mappings) and which failed.
 _BIT = {name: 1 << index for index, name in enumerate(IDENTIFIERS)}
 _GRAY_ID_BIT, _API_VERSION_BIT, _TRACE_BIT = _BIT["gray_id"], _BIT["api_version"], _BIT["trace_parent"]
+_GRAY_ID_KEY, _TRACE_KEY = IDENTIFIERS["gray_id"], IDENTIFIERS["trace_parent"]
 _GENERATED_ID = 1 << len(IDENTIFIERS)  # the request id was generated
 #: (environ key, slot, bit) of every identifier read as checked text;
 #: ``traceparent`` has a syntax of its own and is read after them.
@@ -218,7 +219,8 @@ def _field_text(value: str) -> str | None:
 
 
 def _valid_traceparent(value: str) -> bool:
-    """Whether ``value`` is a W3C ``traceparent`` (version 00 syntax, lowercase hex)."""
+    """Whether ``value`` is a W3C ``traceparent`` in the version-00 layout
+    (any version but ``ff``), lowercase hex."""
     return _TRACEPARENT.fullmatch(value) is not None
 
 
@@ -301,13 +303,7 @@ class Extraction:
         if trust is not None and not isinstance(trust, TrustPolicy):
             raise ConfigurationError(f"trust must be a graywsgi.trust.TrustPolicy, got {trust!r}")
         self.trust = trust
-        self.required = frozenset(required)
-        unknown = self.required - IDENTIFIERS.keys()
-        if unknown:
-            raise ConfigurationError(
-                f"required names unknown identifiers {sorted(unknown)}; "
-                f"choose from {sorted(IDENTIFIERS)}"
-            )
+        self.required = required  # validated by the setter
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
             raise ConfigurationError(f"max_length must be a positive int, got {max_length!r}")
         if isinstance(fallback_after, bool) or not isinstance(fallback_after, int) or fallback_after < 2:
@@ -318,12 +314,28 @@ class Extraction:
         if query_fallback is not None and not query_fallback:
             raise ConfigurationError("query_fallback must be a parameter name or None")
         self.max_length = max_length
-        self._required_bits = sum(_BIT[name] for name in self.required)
         self.fallback_after = fallback_after
         self.resolvers = tuple(resolvers)
         self.breaker = breaker if breaker is not None else ExtractionBreaker()
         self.refuse_when_open = refuse_when_open
         self.query_fallback = query_fallback
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Identifiers whose absence counts as a failure (settable)."""
+        return self._required
+
+    @required.setter
+    def required(self, names: t.Iterable[str]) -> None:
+        required = frozenset(names)
+        unknown = required - IDENTIFIERS.keys()
+        if unknown:
+            raise ConfigurationError(
+                f"required names unknown identifiers {sorted(unknown)}; "
+                f"choose from {sorted(IDENTIFIERS)}"
+            )
+        self._required = required
+        self._required_bits = sum(_BIT[name] for name in required)  # what _parse checks
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         try:
@@ -409,9 +421,8 @@ class Extraction:
         """Read the identifiers: (context slots, presence bits, failures).
 
         The hot path of every request. Presence and failure are bits, so a
-        request with no failure builds no list of names; the usual value
-        (short, plain ASCII) costs one pass of the first loop and no helper
-        call.
+        request with no failure names none; a short, plain ASCII text value
+        costs one pass of the first loop and no per-field helper call.
         """
         slots = _TEMPLATE.copy()
         mask = failed = 0
@@ -441,7 +452,7 @@ class Extraction:
                     mask |= bit
         if mask & _GRAY_ID_BIT:
             # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
-            slots[_GRAY_KEY_SLOT] = environ["HTTP_X_GRAY_ID"].strip(" \t").encode("latin-1")
+            slots[_GRAY_KEY_SLOT] = environ[_GRAY_ID_KEY].strip(" \t").encode("latin-1")
         elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
             self.trust is None or verdict is not _UNTRUSTED
         ):
@@ -463,7 +474,7 @@ class Extraction:
                 slots[_API_VERSION_SLOT] = None
                 mask &= ~_API_VERSION_BIT
                 failed |= _API_VERSION_BIT
-        raw = get("HTTP_TRACEPARENT")
+        raw = get(_TRACE_KEY)
         if raw is not None:
             if raw.__class__ is not str:
                 failed |= _TRACE_BIT
@@ -473,7 +484,7 @@ class Extraction:
                 # the field-value check too, and cheaper.
                 if not value:
                     pass  # absent
-                elif len(value) <= max_length and _TRACEPARENT.fullmatch(value) is not None:
+                elif len(value) <= max_length and _valid_traceparent(value):
                     slots[_TRACE_SLOT] = value
                     mask |= _TRACE_BIT
                 else:

@@ -116,6 +116,15 @@ def test_ab_verdict_pairs_each_b_round_with_its_a_round() -> None:
     assert added == pytest.approx((1 / 1800 - 1 / 2000) * 1e6)
 
 
+def test_ab_verdict_differs_from_the_ratio_of_medians_when_rounds_drift() -> None:
+    # Round by round B is 90 %, 100 % and 80 % of A: the paired median is
+    # 0.9, where the ratio of the medians (1,600 / 2,000) would say 0.8.
+    a, b = [1000.0, 3000.0, 2000.0], [900.0, 3000.0, 1600.0]
+    ratio, low, high, _ = _gunicorn_ab().paired(a, b)
+    assert ratio == pytest.approx(0.9)
+    assert (low, high) == (pytest.approx(0.8), pytest.approx(1.0))
+
+
 @pytest.mark.parametrize("a, b", [([], []), ([1.0, 2.0], [1.0]), ([1.0, 0.0], [1.0, 1.0])])
 def test_ab_verdict_refuses_unpaired_or_empty_rounds(a: list[float], b: list[float]) -> None:
     with pytest.raises(ValueError):

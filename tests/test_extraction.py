@@ -448,3 +448,15 @@ def test_failures_apart_do_not_open_the_extraction_breaker(
         for _ in range(3):
             run(recording_app, wrapper=extraction, HTTP_X_BREAK="1")
     assert breaker.state is BreakerState.OPEN  # three in a row still open it
+
+
+def test_required_set_after_construction_is_checked_and_applies(recording_app: RecordingApp) -> None:
+    wrapper = Extraction(recording_app)
+    assert run(recording_app, wrapper=wrapper).degrade_level is DegradeLevel.NONE
+    wrapper.required = ["gray_id"]
+    assert wrapper.required == frozenset({"gray_id"})
+    ctx = run(recording_app, wrapper=wrapper)
+    assert ctx.degrade_level is DegradeLevel.L1 and ctx.dropped == ("gray_id",)
+    with pytest.raises(ConfigurationError, match="unknown identifiers"):
+        wrapper.required = ["tenant_id"]
+    assert wrapper.required == frozenset({"gray_id"})  # a refused value changes nothing
