@@ -524,6 +524,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     floor = results[FLOOR]["median_ns"]
     layers = [
         ("pass-through layer", FLOOR),
+        (REFERENCE, FLOOR),
         ("Extraction", FLOOR),
         ("Extraction + CanarySplit (chain so far)", FLOOR),
         ("light core: Extraction + CanarySplit + window record", FLOOR),
@@ -546,14 +547,17 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     layers = [(name, base) for name, base in layers if name in results and base in results]
     names = [name for name, _ in layers]
     added = [max(results[name]["median_ns"] - results[base]["median_ns"], 1.0) / 1000 for name, base in layers]
-    colors = ["#c0504d" if ("openapi" in n or "pybreaker" in n or "GrowthBook" in n or n == FLASK) else "#4f81bd"
-              for n in names]
+    colors = ["#c0504d" if ("openapi" in n or "pybreaker" in n or "GrowthBook" in n or n == FLASK)
+              else "#9a9a9a" if n == REFERENCE else "#4f81bd" for n in names]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [2.2, 1]})
     left.barh(range(len(names)), added, color=colors)
     left.set_yticks(range(len(names)), names, fontsize=8)
     left.invert_yaxis()
     left.set_xscale("log")
-    left.set_xlabel("µs per request over its floor (same-run medians, log scale); red = peers / Flask")
+    left.axvline(2.5, color="#9a9a9a", linestyle="--", linewidth=1, label="core chain budget, 2.5 µs")
+    left.legend(loc="lower right", fontsize=7)
+    left.set_xlabel("µs per request over its floor (same-run medians, log scale); red = peers / Flask,"
+                    " grey = the issue's reference")
     left.set_title("Per-layer cost")
     for index, value in enumerate(added):
         left.text(value, index, f" {value:.1f}", va="center", fontsize=7)

@@ -38,9 +38,11 @@ def run_bench(*arguments: str, timeout: float = 240) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def test_bench_quick_run_prints_the_tables() -> None:
-    done = run_bench("bench/run.py", "--quick")
+def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
+    plot = tmp_path / "layers.png"
+    done = run_bench("bench/run.py", "--quick", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000  # the plot was drawn
     out = done.stdout
     assert "bare WSGI (floor)" in out
     assert "core chain: Extraction + Router + Guard, metrics off" in out
