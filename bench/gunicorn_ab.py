@@ -14,15 +14,16 @@ both alike. Where the machine has two CPUs or more, the servers run on the
 last one and ``wrk`` on the first (``os.sched_setaffinity``; ``--no-pin``
 turns it off): left to the scheduler, the worker and the load generator
 trade places and one server's rounds ranged over 40 % here; pinned,
-within 3 % in the same comparison (2026-11-25, an Intel host). Rounds still
-drift when the machine's neighbours are busy: on a noisy AMD host on
-2026-12-02, pinned rounds of one server ranged 2,536-3,268 req/s. The time the chain adds to each request, ``1/B - 1/A``,
-is in the table too. The table gives the median requests/s of each and,
-as the verdict, the median of the rounds' own ratios: each round loads A and
-B back to back, so a round's B/A shares that moment's machine, where the
-ratio of the two medians can pair a quiet A round with a busy B round (in
-one run that morning single rounds ranged 2,086-3,130 req/s). The
-rounds' lowest and highest ratio are printed beside it. Every load run is
+within 3 % in the same comparison (2026-11-25, an Intel host). Rounds
+still drift when the machine's neighbours are busy: on a noisy AMD host on
+2026-12-02, pinned rounds of one server ranged 2,536-3,268 req/s. The
+table gives the median requests/s of each, the time the chain adds to
+each request (``1/B - 1/A``) and, as the verdict, the median of the
+rounds' own ratios: each round loads A and B back to back, so a round's
+B/A shares that moment's machine, where the ratio of the two medians can
+pair a quiet A round with a busy B round (in one run that morning single
+rounds ranged 2,086-3,130 req/s). The rounds' lowest and highest ratio
+are printed beside it. Every load run is
 bounded by a timeout, and the servers are stopped by process id (SIGTERM,
 then SIGKILL) whatever happens.
 """

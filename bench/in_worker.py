@@ -11,8 +11,9 @@ this gives where the time goes. Each variant is Flask's hello-world behind
 a longer part of the core chain (``bench/ab_app.py``'s ``timed_*``) or,
 for scale, behind the issue's hand-written reference (header + FNV +
 context, ``bench/reference.py``), served by its own gunicorn ``sync``
-worker. A wrapper inside the worker times each WSGI call -- the call, reading the body and closing it -- and
-answers ``GET /__timing`` with the mean since the last such request. The
+worker. A wrapper inside the worker times each WSGI call -- the call,
+reading the body and closing it -- and answers ``GET /__timing`` with the
+mean since the last such request. The
 variants are loaded in turn, round after round (the order rotates), and
 the table gives the median of the rounds' means and what each variant adds
 to Flask alone. Inside a server the chain runs with caches the server's

@@ -475,20 +475,17 @@ class Extraction:
                 mask &= ~_API_VERSION_BIT
                 failed |= _API_VERSION_BIT
         raw = get(_TRACE_KEY)
-        if raw is not None:
-            if raw.__class__ is not str:
+        if raw.__class__ is str:
+            value = raw.strip(" \t")
+            # The pattern admits only lowercase hex and dashes: it is the
+            # field-value check too, and cheaper. Empty counts as absent.
+            if value and len(value) <= max_length and _valid_traceparent(value):
+                slots[_TRACE_SLOT] = value
+                mask |= _TRACE_BIT
+            elif value:
                 failed |= _TRACE_BIT
-            else:
-                value = raw.strip(" \t")
-                # The pattern admits only lowercase hex and dashes: it is
-                # the field-value check too, and cheaper.
-                if not value:
-                    pass  # absent
-                elif len(value) <= max_length and _valid_traceparent(value):
-                    slots[_TRACE_SLOT] = value
-                    mask |= _TRACE_BIT
-                else:
-                    failed |= _TRACE_BIT
+        elif raw is not None:
+            failed |= _TRACE_BIT
         failed |= self._required_bits & ~mask
         if not failed:
             return slots, mask, []

@@ -92,8 +92,7 @@ def test_in_worker_quick_run_prints_every_variant() -> None:
     report = json.loads(done.stdout)
     assert list(report["variants"]) == [
         "Flask hello-world alone", "reference: header + FNV + context", "Extraction", "Extraction + CanarySplit",
-        "Extraction + Router",
-        "core chain, Guard(retry_on_stable=False)", "core chain",
+        "Extraction + Router", "core chain, Guard(retry_on_stable=False)", "core chain",
     ]
     for row in report["variants"].values():
         assert row["mean_us"] > 0 and row["requests_per_s"] > 0  # each worker timed requests under load
