@@ -20,7 +20,9 @@ The *core chain* is ``Extraction + Router + Guard`` on a canary route with
 the breaker closed (the DESIGN's extraction + split + breaker window +
 context bind/release, metrics disabled), as in ``bench/metrics.py``; a
 lighter variant, ``Extraction + CanarySplit`` plus one ``RouteBreaker``
-admit/record per request, is measured next to it. Peers (openapi-core,
+admit/record per request, is measured next to it, and so is the *fused
+floor* (``bench/fused_floor.py``): one hand-written class doing a subset of
+the chain's work, the least pure Python spends on it. Peers (openapi-core,
 pybreaker, GrowthBook) run in the same round-robin as graywsgi's layers.
 Memory runs the full chain (Metrics + core chain + PreValidation of a JSON
 body) with ``tracemalloc`` on. ``bench/gunicorn_ab.py`` gives the
@@ -50,6 +52,7 @@ from werkzeug.test import create_environ
 from graywsgi import CanarySplit, Extraction, Router
 from graywsgi.guard import Guard
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
+from fused_floor import FusedFloor  # bench/fused_floor.py
 from reference import Reference  # bench/reference.py
 
 if t.TYPE_CHECKING:
@@ -360,6 +363,7 @@ class Case(t.NamedTuple):
 
 FLOOR = "bare WSGI (floor)"
 REFERENCE = "reference: header + FNV + context, hand-written"
+FUSED = "fused floor: one class, a subset of the core chain's work"
 FLASK = "Flask hello-world"
 #: The issue's figures for its reference machine (µs): bare, Flask, the reference approximation.
 ISSUE_FIGURES = {FLOOR: 0.23, FLASK: 44.0, REFERENCE: 1.3}
@@ -401,6 +405,7 @@ def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
     found[CORE] = Case(core_chain(), environ, group="chain")
     found[CORE_NO_RETRY] = Case(core_chain(retry_on_stable=False), environ, group="chain")
     found["light core: Extraction + CanarySplit + window record"] = Case(light_core_chain(), environ, group="chain")
+    found[FUSED] = Case(FusedFloor(bare_app), environ, group="chain")
     found[CORE_METRICS] = Case(metrics_on(core_chain(), port), environ, group="chain")
     found[FULL] = Case(full_chain(port, spec), environ, group="chain")
     found[FULL_FLOOR] = Case(WithJSONBody(bare_app), environ, group="chain")
@@ -525,6 +530,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     layers = [
         ("pass-through layer", FLOOR),
         (REFERENCE, FLOOR),
+        (FUSED, FLOOR),
         ("Extraction", FLOOR),
         ("Extraction + CanarySplit (chain so far)", FLOOR),
         ("light core: Extraction + CanarySplit + window record", FLOOR),
@@ -548,7 +554,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     names = [name for name, _ in layers]
     added = [max(results[name]["median_ns"] - results[base]["median_ns"], 1.0) / 1000 for name, base in layers]
     colors = ["#c0504d" if ("openapi" in n or "pybreaker" in n or "GrowthBook" in n or n == FLASK)
-              else "#9a9a9a" if n == REFERENCE else "#4f81bd" for n in names]
+              else "#9a9a9a" if n in (REFERENCE, FUSED) else "#4f81bd" for n in names]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [2.2, 1]})
     left.barh(range(len(names)), added, color=colors)
     left.set_yticks(range(len(names)), names, fontsize=8)
@@ -557,7 +563,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     left.axvline(2.5, color="#9a9a9a", linestyle="--", linewidth=1, label="core chain budget, 2.5 µs")
     left.legend(loc="lower right", fontsize=7)
     left.set_xlabel("µs per request over its floor (same-run medians, log scale); red = peers / Flask,"
-                    " grey = the issue's reference")
+                    " grey = not graywsgi (reference, fused floor)")
     left.set_title("Per-layer cost")
     for index, value in enumerate(added):
         left.text(value, index, f" {value:.1f}", va="center", fontsize=7)
@@ -581,8 +587,10 @@ def budget_rows(results: dict[str, dict[str, float]], memory: list[dict[str, flo
     rows: list[tuple[str, str, str, bool | None]] = []
     core_added = med[CORE] - med[FLOOR]
     in_app = med[IN_APP_CORE] - med[IN_APP_FLOOR]
+    fused = f"; fused floor: {(med[FUSED] - med[FLOOR]) / 1000:.2f} µs" if FUSED in med else ""
     rows.append(("core chain over bare", "<= 2.5 µs",
-                 f"{core_added / 1000:.2f} µs (after a Flask request: {in_app / 1000:.2f} µs)", core_added <= 2_500))
+                 f"{core_added / 1000:.2f} µs (after a Flask request: {in_app / 1000:.2f} µs{fused})",
+                 core_added <= 2_500))
     metrics_added = med[CORE_METRICS] - med[FLOOR]
     rows.append(("core chain + metrics over bare", "<= 6 µs",
                  f"{metrics_added / 1000:.2f} µs (metrics alone +{(med[CORE_METRICS] - med[CORE]) / 1000:.2f} µs)",

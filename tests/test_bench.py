@@ -47,6 +47,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     assert "bare WSGI (floor)" in out
     assert "core chain: Extraction + Router + Guard, metrics off" in out
     assert "reference: header + FNV + context, hand-written" in out
+    assert "fused floor: one class, a subset of the core chain's work" in out
     assert "ProtocolEvolution, old API in compat (3 headers added)" in out
     assert "Metrics alone (dogstatsd, UDP), no gray context" in out
     assert "this machine vs the issue's reference figures" in out
@@ -62,6 +63,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
                    "10,000 rules vs 10", "gunicorn req/s with core chain", "memory flat"):
         line = next(line for line in summary.splitlines() if line.startswith(budget))
         assert " PASS " in line or " MISS " in line, line
+    assert "; fused floor: " in next(line for line in summary.splitlines() if line.startswith("core chain over bare"))
 
 
 @pytest.mark.parametrize(

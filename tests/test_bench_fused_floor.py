@@ -1,0 +1,113 @@
+"""``bench/fused_floor.py`` does the work it claims, so its cost is a fair floor for the core chain's."""
+
+from __future__ import annotations
+
+import importlib.util
+import typing as t
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from graywsgi import CanarySplit, Extraction
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module() -> t.Any:
+    spec = importlib.util.spec_from_file_location("fused_floor", ROOT / "bench" / "fused_floor.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fused_floor = _module()
+
+
+def route_echo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["HTTP_X_ROUTE_TO"].encode()]
+
+
+def test_it_splits_the_same_users_to_canary_as_canary_split() -> None:
+    ours = Client(Extraction(CanarySplit(route_echo, percent=15)))
+    floor = Client(fused_floor.FusedFloor(route_echo, percent=15))
+    routes = []
+    for n in range(400):
+        headers = {"X-Gray-ID": f"user-{n}"}
+        expected = ours.get("/", headers=headers).get_data(as_text=True)
+        assert floor.get("/", headers=headers).get_data(as_text=True) == expected, n
+        routes.append(expected)
+    assert 0 < routes.count("canary") < routes.count("stable")  # both routes were exercised
+    assert floor.get("/").get_data(as_text=True) == "stable"  # no gray id: never canary
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Gray-ID", "has space"),
+        ("X-Env", "x" * 129),
+        ("X-Version", "caf\u00e9"),
+        ("X-Request-ID", "tab\there"),
+        ("traceparent", "00-not-a-trace-01"),
+    ],
+)
+def test_a_malformed_gray_header_is_answered_400(header: str, value: str) -> None:
+    called = []
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        called.append(True)
+        return route_echo(environ, start_response)
+
+    response = Client(fused_floor.FusedFloor(app)).get("/", headers={header: value})
+    assert response.status_code == 400
+    assert called == []
+
+
+def test_the_context_is_bound_while_the_body_runs_and_closes_then_released() -> None:
+    seen: list[tuple[str, t.Any]] = []
+    var = fused_floor.FUSED_CONTEXT
+
+    class Body:
+        def __iter__(self) -> t.Iterator[bytes]:
+            seen.append(("next", var.get(None)))
+            yield b"a"
+            seen.append(("next", var.get(None)))
+            yield b"b"
+
+        def close(self) -> None:
+            seen.append(("close", var.get(None)))
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        seen.append(("call", var.get(None)))
+        start_response("200 OK", [])
+        return Body()
+
+    environ = {"HTTP_X_GRAY_ID": "u1", "HTTP_X_ENV": "prod", "REQUEST_METHOD": "GET"}
+    result = fused_floor.FusedFloor(app)(environ, lambda status, headers, exc_info=None: None)
+    assert var.get(None) is None  # released when the call returned
+    assert b"".join(result) == b"ab"
+    result.close()
+    assert var.get(None) is None
+    context = ("u1", "prod", None, None, None, environ["HTTP_X_ROUTE_TO"])
+    assert seen == [("call", context), ("next", context), ("next", context), ("close", context)]
+
+
+def test_the_ring_counts_each_closed_response_and_its_errors() -> None:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        if environ["PATH_INFO"] == "/raise":
+            raise RuntimeError("boom")
+        start_response("503 Service Unavailable" if environ["PATH_INFO"] == "/down" else "200 OK", [])
+        return [b"x"]
+
+    floor = fused_floor.FusedFloor(app)
+    client = Client(floor)
+    for path in ("/", "/", "/down"):
+        client.get(path, buffered=True)  # buffered: the response is read and closed
+    with pytest.raises(RuntimeError):
+        client.get("/raise")
+    assert floor.ring.totals() == (4, 2)
