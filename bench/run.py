@@ -22,8 +22,9 @@ context bind/release, metrics disabled), as in ``bench/metrics.py``; a
 lighter variant, ``Extraction + CanarySplit`` plus one ``RouteBreaker``
 admit/record per request, is measured next to it, and so is the *fused
 floor* (``bench/fused_floor.py``): one hand-written class doing a subset of
-the chain's work, the least pure Python spends on it. Peers (openapi-core,
-pybreaker, GrowthBook) run in the same round-robin as graywsgi's layers.
+the chain's work, to show what plain, lean Python spends on that much
+of it. Peers (openapi-core, pybreaker, GrowthBook) run in the same
+round-robin as graywsgi's layers.
 Memory runs the full chain (Metrics + core chain + PreValidation of a JSON
 body) with ``tracemalloc`` on. ``bench/gunicorn_ab.py`` gives the
 throughput under gunicorn. The run ends with the budget summary (DESIGN §5),
