@@ -452,6 +452,7 @@ class Extraction:
                     mask |= bit
         if mask & _GRAY_ID_BIT:
             # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
+            # Read again here: cheaper than singling out the gray id in the loop.
             slots[_GRAY_KEY_SLOT] = environ[_GRAY_ID_KEY].strip(" \t").encode("latin-1")
         elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
             self.trust is None or verdict is not _UNTRUSTED

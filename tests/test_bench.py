@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -12,6 +11,8 @@ import typing as t
 from pathlib import Path
 
 import pytest
+
+from .bench_helpers import load_bench_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,11 +102,7 @@ def test_in_worker_quick_run_prints_every_variant() -> None:
 
 
 def _gunicorn_ab() -> t.Any:
-    spec = importlib.util.spec_from_file_location("gunicorn_ab", ROOT / "bench" / "gunicorn_ab.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("gunicorn_ab")
 
 
 def test_ab_verdict_pairs_each_b_round_with_its_a_round() -> None:
