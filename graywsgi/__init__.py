@@ -15,6 +15,9 @@ Wrap any WSGI application; every request then carries a
 
 from __future__ import annotations
 
+# First: it decides whether the compiled modules or their plain Python
+# sources are imported (GRAYWSGI_PURE_PYTHON).
+from graywsgi import speedups  # noqa: I001
 from graywsgi.admin import AdminApp
 from graywsgi.context import (
     DegradeLevel,

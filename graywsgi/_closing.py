@@ -1,20 +1,24 @@
-"""One response wrapper per request, shared by every graywsgi layer.
+"""One response object per request, shared by every graywsgi layer.
 
-Several layers must act when a response ends -- the Guard records the
-outcome in the breaker, Metrics sends the request's timing -- and Extraction
-must make the gray context visible while the response body is iterated and
-closed. Giving each layer a wrapper of its own would put one Python
-``__next__`` and one ``close()`` per layer on every response. Instead the
-outermost graywsgi layer of a request opens a :class:`RequestScope`, puts it
-at ``environ["graywsgi.scope"]`` and returns it as the response; the layers
-inside join it:
+A :class:`RequestScope` is three things for one request:
 
-- :meth:`RequestScope.on_close` registers ``callback(raised)``, run once
-  when the response is closed (inner layers' callbacks first, as their
-  wrappers would have been closed first);
-- Extraction sets :attr:`RequestScope.gray`; every ``next()`` on the body
-  and the ``close()`` then run with that context bound, in whatever thread
-  the server uses, and unbound again afterwards.
+- the ``start_response`` the application is given: it notes the status
+  code (:attr:`RequestScope.code`) and passes the call on to the server --
+  or, in *hold* mode (:meth:`RequestScope.hold`), keeps the status back
+  until :meth:`RequestScope.commit`, so that a failed canary can still be
+  served again by stable (the Guard's lossless retry);
+- the response body the server iterates and closes: every ``next()`` and the
+  ``close()`` run with the request's gray context bound (:attr:`gray`), in
+  whatever thread the server uses, and unbound again afterwards; an error
+  while iterating is noted (:attr:`raised`);
+- the scope that layers join: the outermost graywsgi layer of a request
+  opens it, puts it at ``environ["graywsgi.scope"]`` and returns it as the
+  response. A layer inside -- one that foreign middleware separates from the
+  outer one, so that the two did not fuse into one
+  :class:`~graywsgi.pipeline.Pipeline` -- joins it: it registers
+  ``callback(raised)`` with :meth:`on_close` (run once when the response is
+  closed, inner layers' first) and hands up its iterable tagged with the
+  scope (:meth:`joined`).
 
 A layer that calls the application follows three steps::
 
@@ -27,19 +31,20 @@ A layer that calls the application follows three steps::
         raise
     return scope.finish(iterable) if owner else scope.joined(iterable)
 
-A layer inside hands up its iterable tagged with the scope
-(:meth:`RequestScope.joined`, never twice for one scope); the owner makes
-that tagged iterable its body as it is, so layers nested directly add
-nothing per chunk. If other middleware sits between two
+The owner makes a tagged iterable its body as it is, so layers nested
+directly add nothing per chunk. If other middleware sits between two
 graywsgi layers and iterates or closes the tagged iterable itself (a
 buffering or compressing middleware), the tag binds the context and notes an
 error for it, as the owner would.
 
 A scope is joinable only while its owner's application call is running, so
 an environ reused for a second request (tests do that) gets a fresh scope.
-When nothing needs the end of the response -- no callback, and no context to
-bind or a body that is a list or tuple (iterating it runs no code) --
-:meth:`finish` hands back the application's own iterable.
+When nothing needs the end of the response -- nothing to run at close, and
+no context to bind or a body that is a list or tuple (iterating it runs no
+code) -- :meth:`finish` hands back the application's own iterable.
+
+This module is compiled by Cython when the fast path is built (see
+:mod:`graywsgi.speedups`); the same source runs as plain Python otherwise.
 """
 
 from __future__ import annotations
@@ -47,15 +52,20 @@ from __future__ import annotations
 import logging
 import typing as t
 
-
 from graywsgi.context import _current_context
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from graywsgi import _shadow as cython
+
 if t.TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import WSGIEnvironment
+    from graywsgi import _capi  # C helpers of the compiled form (graywsgi/_capi.pxd)
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
     from graywsgi.context import GrayContext
 
-__all__ = ["RequestScope", "SCOPE_KEY"]
+__all__ = ["RequestScope", "SCOPE_KEY", "status_code"]
 
 SCOPE_KEY = "graywsgi.scope"
 
@@ -64,36 +74,143 @@ OnClose = t.Callable[[bool], None]
 logger = logging.getLogger("graywsgi")
 
 _PLAIN_BODIES = (list, tuple)
+_NOT_PARSED = object()
+#: Status line -> code, for the lines applications send again and again.
+_CODES: dict[str, int | None] = {}
+_MAX_CODES = 512
+
+
+def status_code(status: str) -> int | None:
+    """``"503 Service Unavailable"`` -> 503; ``None`` if malformed."""
+    code = _CODES.get(status, _NOT_PARSED)
+    if code is _NOT_PARSED:
+        head = status[:3]
+        code = int(head) if len(head) == 3 and head.isdigit() and head.isascii() else None
+        if len(_CODES) < _MAX_CODES:
+            _CODES[status] = code
+    return code  # type: ignore[return-value]
 
 
 class RequestScope:
-    """The response iterable of one request, closed once for every layer."""
+    """The response of one request: ``start_response`` wrapper, body and scope."""
 
-    __slots__ = ("gray", "raised", "calling", "_callbacks", "_body", "_closed")
+    __slots__ = (
+        "gray", "raised", "calling", "code", "start_response", "holding", "committed", "line", "headers",
+        "exc_info", "sent", "body", "first", "_iterator", "_callbacks", "_closed",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, start_response: StartResponse | None = None) -> None:
         #: The gray context bound while the body is iterated and closed.
         self.gray: GrayContext | None = None
         #: Whether iterating the body raised.
         self.raised = False
         #: True while the owner's application call runs (the scope is joinable).
         self.calling = True
-        self._callbacks: list[OnClose] = []
-        self._body: _Joined | None = None  # the app's iterable, once finished
+        #: The status code the application chose (``None``: none, or malformed).
+        self.code: int | None = None
+        #: The server's ``start_response``.
+        self.start_response = start_response
+        self.holding = False
+        self.committed = False
+        self.line: str | None = None
+        self.headers: list[tuple[str, str]] | None = None
+        self.exc_info: t.Any = None
+        self.sent: t.Callable[[bytes], object] | None = None
+        self.body: t.Iterable[bytes] | None = None
+        self.first: bytes | None = None
+        self._iterator: t.Iterator[bytes] | None = None
+        self._callbacks: list[OnClose] | None = None
         self._closed = False
+
+    # -- joining -------------------------------------------------------------
 
     @classmethod
     def join(cls, environ: WSGIEnvironment) -> tuple[RequestScope, bool]:
         """The request's scope, and whether the caller opened (owns) it."""
         scope = environ.get(SCOPE_KEY)
-        if scope.__class__ is cls and scope.calling:
+        if isinstance(scope, RequestScope) and scope.calling:
             return scope, False
-        scope = environ[SCOPE_KEY] = cls()
+        scope = cls()
+        environ[SCOPE_KEY] = scope
         return scope, True
 
     def on_close(self, callback: OnClose) -> None:
         """Run ``callback(raised)`` when the response is closed."""
-        self._callbacks.append(callback)
+        if self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def joined(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
+        """What a layer inside the owner hands up: ``iterable`` tagged with this scope."""
+        if isinstance(iterable, _Joined) and iterable.scope is self:
+            return iterable
+        return _Joined(self, iterable)
+
+    # -- start_response ------------------------------------------------------
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Callable[[bytes], object]:
+        """The ``start_response`` the application is given."""
+        if self.holding:
+            if self.committed:  # status already sent: let the server decide (re-raises exc_info)
+                return self.start_response(status, headers, exc_info)  # type: ignore[misc]
+            self.line = status
+            self.headers = headers
+            self.exc_info = exc_info
+            self.code = status_code(status)
+            return self.write
+        self.code = status_code(status)
+        return self.start_response(status, headers, exc_info)  # type: ignore[misc]
+
+    def hold(self) -> None:
+        """Keep the status back until :meth:`commit` (for a retry elsewhere)."""
+        self.holding = True
+
+    def commit(self) -> t.Callable[[bytes], object]:
+        """Pass the held status on to the server (once); its ``write()``."""
+        if not self.committed:
+            self.committed = True
+            self.sent = self.start_response(self.line, self.headers, self.exc_info)  # type: ignore[misc,arg-type]
+        return self.sent  # type: ignore[return-value]  # a server may return None; write() is then unusable
+
+    def write(self, data: bytes) -> object:
+        """The legacy ``write()`` of a held status: commits it at once."""
+        return self.commit()(data)
+
+    def settle(self, iterable: t.Iterable[bytes], failed: t.Callable[[int | None], bool]) -> bool:
+        """After a held application returned: commit its status, or give up.
+
+        If the status is not known yet (some applications call
+        ``start_response`` on the first chunk), the first chunk is read and
+        kept for the body. The status is given up -- and ``iterable`` closed
+        -- when the application never chose one, raised while starting its
+        body, or chose one for which ``failed(code)`` is true; nothing has
+        reached the client then. A status the legacy ``write()`` already
+        sent is never given up.
+
+        :return: ``True`` if the status was committed (the response is
+            served), ``False`` if it was given up (serve it elsewhere).
+        """
+        if self.line is None:
+            try:
+                for chunk in iterable:
+                    self.first = chunk
+                    break
+            except Exception:
+                _close(iterable)
+                if self.committed:
+                    raise
+                self.raised = True  # tells the caller the app raised
+                return False
+        if self.line is None or (not self.committed and failed(self.code)):
+            _close(iterable)
+            return False
+        self.commit()
+        return True
+
+    # -- the response --------------------------------------------------------
 
     def abort(self) -> None:
         """The owner's application call raised: run the callbacks now.
@@ -104,62 +221,100 @@ class RequestScope:
         self.calling = False
         self._closed = True
         try:
-            self._run_callbacks(True)
+            self._ended(True)
         except Exception:
             logger.exception("graywsgi: a response callback failed")
-
-    def joined(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
-        """What a layer inside the owner hands up: ``iterable`` tagged with this scope."""
-        if iterable.__class__ is _Joined and iterable.scope is self:
-            return iterable
-        return _Joined(self, iterable)
 
     def finish(self, iterable: t.Iterable[bytes]) -> t.Iterable[bytes]:
         """The response to hand to the server, once the owner's app returned."""
         self.calling = False
         # What a layer inside handed up is already tagged with this scope
-        # (joined() never tags twice): it becomes the body as it is.
-        tagged = iterable if iterable.__class__ is _Joined and iterable.scope is self else None
-        app_iterable = tagged.iterable if tagged is not None else iterable
-        if not self._callbacks and (self.gray is None or app_iterable.__class__ in _PLAIN_BODIES):
-            return app_iterable  # nothing to do at next() or close()
-        self._body = tagged if tagged is not None else _Joined(self, app_iterable)
+        # (joined() never tags twice): its iterable becomes the body.
+        if isinstance(iterable, _Joined) and iterable.scope is self:
+            iterable = iterable.iterable
+        if not self._needs_close() and self.first is None and (
+            self.gray is None or iterable.__class__ in _PLAIN_BODIES
+        ):
+            return iterable  # nothing to do at next() or close()
+        self.body = iterable
         return self
 
     def __iter__(self) -> t.Iterator[bytes]:
-        # The server iterates the body itself (PEP 3333 iterates iter(result)
-        # and closes result): one call per chunk instead of two.
-        body: _Joined = self._body  # type: ignore[assignment]  # set by finish()
-        return iter(body)
+        body = self.body
+        if self.first is None and body.__class__ in _PLAIN_BODIES:
+            return iter(body)  # the server iterates the list itself
+        return self
 
     def __next__(self) -> bytes:
-        body: _Joined = self._body  # type: ignore[assignment]  # set by finish()
-        return body.__next__()
+        first = self.first
+        if first is not None:
+            self.first = None
+            return first
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self.body)  # type: ignore[arg-type]
+        gray = self.gray
+        if gray is None:
+            try:
+                return next(iterator)
+            except StopIteration:
+                raise
+            except BaseException:
+                self.raised = True
+                raise
+        token = _bind(gray)
+        try:
+            return next(iterator)
+        except StopIteration:
+            raise
+        except BaseException:
+            self.raised = True
+            raise
+        finally:
+            _unbind(token)
 
     def close(self) -> None:
-        """Close the app's iterable, then run the callbacks, exactly once."""
+        """Close the app's iterable, then run what waits for the end, exactly once."""
         if self._closed:
             return
         self._closed = True
-        body, self._body = self._body, None
+        body = self.body
+        self.body = None
+        self._iterator = None
+        gray = self.gray
+        token = _bind(gray) if gray is not None else None
         try:
-            if body is not None:
-                body.close()
+            if body is not None and body.__class__ not in _PLAIN_BODIES:
+                _close(body)
         finally:
-            if self._callbacks:
-                gray = self.gray
-                token = _current_context.set(gray) if gray is not None else None
-                try:
-                    self._run_callbacks(self.raised)
-                finally:
-                    if token is not None:
-                        _current_context.reset(token)
+            try:
+                self._ended(self.raised)
+            finally:
+                if token is not None:
+                    _unbind(token)
+
+    # -- what runs at the end --------------------------------------------------
+
+    def _needs_close(self) -> bool:
+        """Whether anything waits for the end of the response."""
+        return self._callbacks is not None
+
+    def _ended(self, raised: bool) -> None:
+        """The response ended (``raised``: with an error): run the callbacks.
+
+        Subclasses (:class:`graywsgi.pipeline.Exchange`) run their own work
+        after the callbacks of the layers inside.
+        """
+        self._run_callbacks(raised)
 
     def _run_callbacks(self, raised: bool) -> None:
         # Dropped as they run: the scope sits in the environ, and callbacks
         # that hold the environ would otherwise keep a reference cycle alive
         # until the garbage collector's next pass.
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks = self._callbacks
+        if callbacks is None:
+            return
+        self._callbacks = None
         error: BaseException | None = None
         for callback in callbacks:
             try:
@@ -171,11 +326,31 @@ class RequestScope:
             raise error
 
 
+def _bind(gray: GrayContext) -> t.Any:
+    """Make ``gray`` the current context; the token for :func:`_unbind`."""
+    if cython.compiled:
+        return _capi.context_set(_current_context, gray)
+    return _current_context.set(gray)
+
+
+def _unbind(token: t.Any) -> None:
+    """Undo :func:`_bind`."""
+    if cython.compiled:
+        _capi.context_reset(_current_context, token)
+    else:
+        _current_context.reset(token)
+
+
+def _close(iterable: t.Iterable[bytes]) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
 class _Joined:
     """An app's iterable, tagged with the request's scope.
 
-    What inner layers hand up becomes the owner's body as it is (the owner
-    tags its app's iterable itself when nothing inside did); the server
+    What inner layers hand up becomes the owner's body as it is; the server
     iterates it directly. Middleware between two graywsgi layers that
     iterates or closes one directly gets what the owner would give: the
     gray context bound around each step and an error while iterating noted

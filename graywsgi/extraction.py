@@ -102,162 +102,39 @@ strips these headers from outside traffic.
 
 from __future__ import annotations
 
-import functools
-import logging
-import math
-import re
-import time
-import types
 import typing as t
-import unicodedata
-import uuid
 
-from graywsgi._closing import RequestScope
 from graywsgi._query import query_param_bytes
-from graywsgi._request_ids import new_request_id
-from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext, Source, _current_context
-from graywsgi.errors import ConfigurationError, problem_response
-from graywsgi.extraction_breaker import Admission, BreakerState, ExtractionBreaker
-from graywsgi.headers import valid_field_value
+from graywsgi.errors import ConfigurationError
+from graywsgi.extraction_breaker import ExtractionBreaker
+from graywsgi.identifiers import (
+    BITS,
+    IDENTIFIERS,
+    MAX_IDENTIFIER_LENGTH,
+    RESOLVABLE,
+    IdentifierReader,
+    Resolver,
+    field_text,
+    valid_traceparent,
+    wire_text,
+)
+from graywsgi.pipeline import EXTRACTION, Pipeline
 from graywsgi.trust import TrustPolicy
-from graywsgi.version import VersionContext
 
 if t.TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
-__all__ = ["Extraction", "Resolver", "IDENTIFIERS", "query_param_bytes"]
+    from graywsgi.context import GrayContext
 
-logger = logging.getLogger("graywsgi.extraction")
+__all__ = ["Extraction", "Resolver", "IDENTIFIERS", "RESOLVABLE", "query_param_bytes"]
 
-Resolver = t.Callable[["WSGIEnvironment"], t.Optional[t.Mapping[str, str]]]
-
-#: Context field -> WSGI environ key of the header it is read from.
-IDENTIFIERS: t.Mapping[str, str] = {
-    "gray_id": "HTTP_X_GRAY_ID",
-    "env": "HTTP_X_ENV",
-    "version": "HTTP_X_VERSION",
-    "canary_id": "HTTP_X_CANARY_ID",
-    "traffic_color": "HTTP_X_TRAFFIC_COLOR",
-    "api_version": "HTTP_X_API_VERSION",
-    "request_id": "HTTP_X_REQUEST_ID",
-    "trace_parent": "HTTP_TRACEPARENT",
-}
-
-#: Context fields a resolver may set.
-RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
-
-#: W3C Trace Context ``traceparent``: version (not ff), trace id (not all
-#: zeros), parent id (not all zeros), flags; lowercase hex only.
-_TRACEPARENT = re.compile(r"(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+# Older names of the checks, kept for code that imports them from here.
+_text = wire_text
+_field_text = field_text
+_valid_traceparent = valid_traceparent
 
 
-# Enum members looked up on their class cost a metaclass call each time in
-# Python 3.11: the per-request path uses module-level names.
-_UNTRUSTED = Source.UNTRUSTED
-_BREAKER_CLOSED = BreakerState.CLOSED
-#: Identifiers covered by the trust boundary (see graywsgi.trust.GRAY_HEADERS).
-_GRAY_FIELDS = frozenset({"gray_id", "traffic_color", "version", "env", "canary_id"})
-
-#: A new context's fields in order, as a list to copy and fill: extraction
-#: sets the identifiers (request_id ... role) and ``sources``.
-_TEMPLATE: list[t.Any] = [None] * len(GrayContext._fields)
-_TEMPLATE[GrayContext._fields.index("degrade_level")] = DegradeLevel.NONE
-_TEMPLATE[GrayContext._fields.index("dropped")] = ()
-_SLOT = {name: index for index, name in enumerate(GrayContext._fields)}
-_REQUEST_ID, _LEVEL, _DROPPED, _SOURCES_SLOT, _GRAY_ID_SLOT, _GRAY_KEY_SLOT, _API_VERSION_SLOT, _TRACE_SLOT = (
-    _SLOT[name]
-    for name in ("request_id", "degrade_level", "dropped", "sources", "gray_id", "gray_key", "api_version",
-                 "trace_parent")
-)
-
-#: One bit per identifier, in :data:`IDENTIFIERS` order: which are present
-#: (for the shared ``sources`` mappings) and which failed.
-_BIT = {name: 1 << index for index, name in enumerate(IDENTIFIERS)}
-_GRAY_ID_BIT, _API_VERSION_BIT, _TRACE_BIT = _BIT["gray_id"], _BIT["api_version"], _BIT["trace_parent"]
-_GRAY_ID_KEY, _TRACE_KEY = IDENTIFIERS["gray_id"], IDENTIFIERS["trace_parent"]
-_GENERATED_ID = 1 << len(IDENTIFIERS)  # the request id was generated
-#: (environ key, slot, bit) of every identifier read as checked text;
-#: ``traceparent`` has a syntax of its own and is read after them.
-_TEXT_FIELDS = tuple(
-    (key, _SLOT[name], _BIT[name]) for name, key in IDENTIFIERS.items() if name != "trace_parent"
-)
-
-#: Clients send the same few API versions over and over; parsing a range
-#: is far dearer than a cache lookup. Invalid text raises and is not cached.
-_version_context = functools.lru_cache(maxsize=256)(VersionContext)
-
-
-def _text(raw: bytes) -> str | None:
-    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1.
-
-    ``None`` when the text would carry a control, format or line-separator
-    character (Unicode categories Cc, Cf, Zl, Zp: C1 controls such as NEL,
-    U+2028, bidi overrides) -- obs-text bytes are valid on the wire but such
-    text must not reach logs, metrics or outgoing headers.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    for char in text:
-        if not char.isascii() and unicodedata.category(char) in _UNSAFE_CATEGORIES:
-            return None
-    return text
-
-
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def _field_text(value: str) -> str | None:
-    """A WSGI header value as text, or ``None`` if it is not a valid RFC 9110
-    field value or its text is unsafe (see :func:`_text`)."""
-    if not valid_field_value(value):
-        return None
-    if value.isascii():
-        return value
-    return _text(value.encode("latin-1"))
-
-
-def _valid_traceparent(value: str) -> bool:
-    """Whether ``value`` is a W3C ``traceparent`` in the version-00 layout
-    (any version but ``ff``), lowercase hex."""
-    return _TRACEPARENT.fullmatch(value) is not None
-
-
-#: (verdict, presence bits) -> the read-only ``sources`` mapping; every
-#: request with the same identifiers present shares one (at most 5 x 2**9).
-_SOURCES: dict[tuple[Source, int], t.Mapping[str, Source]] = {}
-
-
-def _sources(verdict: Source, mask: int) -> t.Mapping[str, Source]:
-    found = _SOURCES.get((verdict, mask))
-    if found is None:
-        table = {
-            name: verdict if name in _GRAY_FIELDS else _UNTRUSTED for name, bit in _BIT.items() if mask & bit
-        }
-        if mask & _GENERATED_ID:
-            table["request_id"] = Source.GENERATED
-        found = _SOURCES[(verdict, mask)] = types.MappingProxyType(table)
-    return found
-
-
-_FALLBACK_SOURCES: t.Mapping[str, Source] = types.MappingProxyType(
-    {"request_id": Source.FALLBACK, "tenant": Source.FALLBACK, "role": Source.FALLBACK}
-)
-
-
-def _fallback_context(level: DegradeLevel, dropped: tuple[str, ...] = ()) -> GrayContext:
-    return GrayContext(
-        request_id=f"fallback-{uuid.uuid4()}",
-        tenant="default",
-        role="GUEST",
-        degrade_level=level,
-        dropped=dropped,
-        sources=_FALLBACK_SOURCES,
-    )
-
-
-class Extraction:
+class Extraction(Pipeline):
     """Bind a :class:`~graywsgi.context.GrayContext` to every request.
 
     >>> from werkzeug.test import Client
@@ -271,7 +148,8 @@ class Extraction:
     :param app: the WSGI application to wrap.
     :param required: identifiers (context field names from
         :data:`IDENTIFIERS`) whose absence counts as a failure.
-    :param max_length: longest accepted identifier, in bytes (default 256).
+    :param max_length: longest accepted identifier, in bytes (default 256;
+        at most :data:`~graywsgi.identifiers.MAX_IDENTIFIER_LENGTH`).
     :param fallback_after: failures that turn L1 into L2 (default 2).
     :param resolvers: callables run after parsing, under the breaker.
     :param breaker: the extraction breaker; a default
@@ -284,7 +162,12 @@ class Extraction:
         untrusted request are removed from the environ before anything
         reads them (and the query fallback is ignored for it); honoured
         identifiers are recorded as ``trusted`` or ``signed``.
+
+    Every option is an attribute of the same name; setting one checks it as
+    the constructor does and applies it from the next request on.
     """
+
+    _stage = EXTRACTION
 
     def __init__(
         self,
@@ -299,30 +182,32 @@ class Extraction:
         query_fallback: str | None = "gray_id",
         trust: TrustPolicy | None = None,
     ) -> None:
-        self.app = app
-        if trust is not None and not isinstance(trust, TrustPolicy):
-            raise ConfigurationError(f"trust must be a graywsgi.trust.TrustPolicy, got {trust!r}")
+        Pipeline.__init__(self, app)
+        self._reader = IdentifierReader(
+            required_bits=0,
+            max_length=256,
+            fallback_after=2,
+            resolvers=(),
+            breaker=breaker if breaker is not None else ExtractionBreaker(),
+            refuse_when_open=bool(refuse_when_open),
+            query_fallback="gray_id",
+            trust=None,
+        )
+        self._required: frozenset[str] = frozenset()
         self.trust = trust
-        self.required = required  # validated by the setter
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ConfigurationError(f"max_length must be a positive int, got {max_length!r}")
-        if isinstance(fallback_after, bool) or not isinstance(fallback_after, int) or fallback_after < 2:
-            raise ConfigurationError(f"fallback_after must be an int >= 2, got {fallback_after!r}")
-        for resolver in resolvers:
-            if not callable(resolver):
-                raise ConfigurationError(f"resolver {resolver!r} is not callable")
-        if query_fallback is not None and not query_fallback:
-            raise ConfigurationError("query_fallback must be a parameter name or None")
+        self.required = required
         self.max_length = max_length
         self.fallback_after = fallback_after
-        self.resolvers = tuple(resolvers)
-        self.breaker = breaker if breaker is not None else ExtractionBreaker()
-        self.refuse_when_open = refuse_when_open
+        self.resolvers = resolvers  # stored as a tuple
         self.query_fallback = query_fallback
+        self._step = self._reader
+        self._fuse()
+
+    # -- options: checked, then handed to the reader ---------------------------
 
     @property
     def required(self) -> frozenset[str]:
-        """Identifiers whose absence counts as a failure (settable)."""
+        """Identifiers whose absence counts as a failure."""
         return self._required
 
     @required.setter
@@ -335,40 +220,87 @@ class Extraction:
                 f"choose from {sorted(IDENTIFIERS)}"
             )
         self._required = required
-        self._required_bits = sum(_BIT[name] for name in required)  # what _parse checks
+        self._reader.required_bits = sum(BITS[name] for name in required)
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        try:
-            context = self.extract(environ)
-        except Exception:
-            logger.exception("graywsgi extraction failed; serving with the fallback context")
-            context = _fallback_context(DegradeLevel.L2)
-        if context is None:
-            seconds = max(1, math.ceil(self.breaker.retry_after()))
-            return problem_response(
-                start_response,
-                503,
-                "Gray context extraction is temporarily unavailable.",
-                headers=[("Retry-After", str(seconds))],
-            )
-        # Bound for the application call here, and by the request's scope
-        # around every next() and close() of the body: visible to nothing
-        # else, in whatever thread the server uses for each step.
-        scope, owner = RequestScope.join(environ)
-        outer = scope.gray
-        environ[ENVIRON_KEY] = context
-        token = _current_context.set(context)
-        try:
-            iterable = self.app(environ, start_response)
-        except BaseException:
-            _current_context.reset(token)
-            if owner:
-                scope.abort()
-            raise
-        if scope.gray is outer:  # an Extraction nested inside has set it: the innermost wins
-            scope.gray = _current_context.get()  # as the layers below left it (route, ...)
-        _current_context.reset(token)
-        return scope.finish(iterable) if owner else scope.joined(iterable)
+    @property
+    def max_length(self) -> int:
+        """Longest accepted identifier, in bytes."""
+        return self._reader.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"max_length must be a positive int, got {value!r}")
+        if value > MAX_IDENTIFIER_LENGTH:
+            raise ConfigurationError(f"max_length must be at most {MAX_IDENTIFIER_LENGTH:,} bytes, got {value:,}")
+        self._reader.max_length = value
+
+    @property
+    def fallback_after(self) -> int:
+        """Failures that turn L1 into L2."""
+        return self._reader.fallback_after
+
+    @fallback_after.setter
+    def fallback_after(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ConfigurationError(f"fallback_after must be an int >= 2, got {value!r}")
+        self._reader.fallback_after = value
+
+    @property
+    def resolvers(self) -> tuple[Resolver, ...]:
+        """The resolvers, run after parsing under the breaker."""
+        return self._reader.resolvers
+
+    @resolvers.setter
+    def resolvers(self, resolvers: t.Sequence[Resolver]) -> None:
+        for resolver in resolvers:
+            if not callable(resolver):
+                raise ConfigurationError(f"resolver {resolver!r} is not callable")
+        self._reader.resolvers = tuple(resolvers)
+
+    @property
+    def breaker(self) -> ExtractionBreaker:
+        """The extraction breaker."""
+        return self._reader.breaker
+
+    @breaker.setter
+    def breaker(self, breaker: ExtractionBreaker) -> None:
+        if not isinstance(breaker, ExtractionBreaker):
+            raise ConfigurationError(f"breaker must be an ExtractionBreaker, got {breaker!r}")
+        self._reader.breaker = breaker
+
+    @property
+    def refuse_when_open(self) -> bool:
+        """Whether to answer 503 while the breaker is open."""
+        return self._reader.refuse_when_open
+
+    @refuse_when_open.setter
+    def refuse_when_open(self, refuse: bool) -> None:
+        self._reader.refuse_when_open = bool(refuse)
+
+    @property
+    def query_fallback(self) -> str | None:
+        """The query parameter read when ``X-Gray-ID`` is absent (``None``: none)."""
+        return self._reader.query_fallback
+
+    @query_fallback.setter
+    def query_fallback(self, name: str | None) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigurationError("query_fallback must be a parameter name or None")
+        self._reader.query_fallback = name
+
+    @property
+    def trust(self) -> TrustPolicy | None:
+        """The trust boundary (``None``: every identifier is honoured)."""
+        return self._reader.trust
+
+    @trust.setter
+    def trust(self, trust: TrustPolicy | None) -> None:
+        if trust is not None and not isinstance(trust, TrustPolicy):
+            raise ConfigurationError(f"trust must be a graywsgi.trust.TrustPolicy, got {trust!r}")
+        self._reader.trust = trust
+
+    # -- per request -----------------------------------------------------------
 
     def extract(self, environ: WSGIEnvironment) -> GrayContext | None:
         """Build the context for ``environ`` without binding it.
@@ -376,211 +308,4 @@ class Extraction:
         :return: the context, or ``None`` when the request is to be refused
             (breaker open and ``refuse_when_open``).
         """
-        breaker = self.breaker
-        resolvers = self.resolvers
-        trust = self.trust
-        verdict = _UNTRUSTED
-        if not resolvers and breaker._state is _BREAKER_CLOSED and not breaker._consecutive_failures:
-            # No resolver to guard and no failure pending: the breaker only
-            # needs to hear of a failure (a success would change nothing).
-            try:
-                if trust is not None:
-                    verdict = trust.enforce(environ)
-                slots, mask, failures = self._parse(environ, verdict)
-            except BaseException:
-                breaker.record(Admission.PASS, failed=True, duration=0.0)
-                raise
-            return self._finish(slots, mask, failures, verdict, None)
-        admission = breaker.admit()
-        if admission is Admission.REJECT:
-            logger.debug("graywsgi extraction skipped: breaker open (degrade L3)")
-            if trust is not None:
-                trust.enforce(environ)  # untrusted gray headers never reach the app
-            if self.refuse_when_open:
-                return None
-            return _fallback_context(DegradeLevel.L3)
-        failed = False
-        duration = 0.0
-        resolved: dict[str, str] | None = None
-        try:
-            if trust is not None:
-                verdict = trust.enforce(environ)
-            slots, mask, failures = self._parse(environ, verdict)
-            if resolvers:
-                resolved, resolver_failures, duration = self._resolve(environ, slots)
-                failures.extend(resolver_failures)
-                failed = bool(resolver_failures)
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            breaker.record(admission, failed=failed, duration=duration)
-        return self._finish(slots, mask, failures, verdict, resolved)
-
-    def _parse(self, environ: WSGIEnvironment, verdict: Source) -> tuple[list[t.Any], int, list[str]]:
-        """Read the identifiers: (context slots, presence bits, failures).
-
-        The hot path of every request. Presence and failure are bits, so a
-        request with no failure names none; a short, plain ASCII text value
-        costs one pass of the first loop and no per-field helper call.
-        """
-        slots = _TEMPLATE.copy()
-        mask = failed = 0
-        max_length = self.max_length
-        get = environ.get
-        for key, slot, bit in _TEXT_FIELDS:
-            raw = get(key)
-            if raw is None:
-                continue
-            if raw.__class__ is not str:
-                failed |= bit
-                continue
-            value = raw.strip(" \t")
-            if not value:
-                continue  # an empty value counts as absent
-            if len(value) > max_length:
-                failed |= bit
-            elif value.isascii() and value.isprintable():
-                slots[slot] = value  # the usual SP..~ value: the fast form of the check
-                mask |= bit
-            else:
-                text = _field_text(value)
-                if text is None:
-                    failed |= bit
-                else:
-                    slots[slot] = text
-                    mask |= bit
-        if mask & _GRAY_ID_BIT:
-            # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
-            # Read again here: cheaper than singling out the gray id in the loop.
-            slots[_GRAY_KEY_SLOT] = environ[_GRAY_ID_KEY].strip(" \t").encode("latin-1")
-        elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
-            self.trust is None or verdict is not _UNTRUSTED
-        ):
-            from_query = self._query_gray_key(environ)
-            if from_query is False:
-                failed |= _GRAY_ID_BIT
-            elif isinstance(from_query, bytes):
-                text = _text(from_query)
-                if text is None:
-                    failed |= _GRAY_ID_BIT
-                else:
-                    slots[_GRAY_ID_SLOT] = text
-                    slots[_GRAY_KEY_SLOT] = from_query
-                    mask |= _GRAY_ID_BIT
-        if mask & _API_VERSION_BIT:
-            try:
-                slots[_API_VERSION_SLOT] = _version_context(slots[_API_VERSION_SLOT])
-            except ValueError:
-                slots[_API_VERSION_SLOT] = None
-                mask &= ~_API_VERSION_BIT
-                failed |= _API_VERSION_BIT
-        raw = get(_TRACE_KEY)
-        if raw.__class__ is str:
-            value = raw.strip(" \t")
-            # The pattern admits only lowercase hex and dashes: it is the
-            # field-value check too, and cheaper. Empty counts as absent.
-            if value and len(value) <= max_length and _valid_traceparent(value):
-                slots[_TRACE_SLOT] = value
-                mask |= _TRACE_BIT
-            elif value:
-                failed |= _TRACE_BIT
-        elif raw is not None:
-            failed |= _TRACE_BIT
-        failed |= self._required_bits & ~mask
-        if not failed:
-            return slots, mask, []
-        return slots, mask, [name for name, bit in _BIT.items() if failed & bit]
-
-    def _query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
-        """The decoded query value, ``None`` if absent, ``False`` if invalid."""
-        query = environ.get("QUERY_STRING", "")
-        name = self.query_fallback
-        if not query or name is None or (name not in query and "%" not in query):
-            return None
-        key = query_param_bytes(query, name)
-        if not key:
-            return None
-        if len(key) > self.max_length or not valid_field_value(key.strip(b" \t")):
-            return False
-        return key
-
-    def _resolve(self, environ: WSGIEnvironment, slots: list[t.Any]) -> tuple[dict[str, str], list[str], float]:
-        """Run the resolvers into ``slots``; return what they set, the
-        failures and the slowest one's time."""
-        resolved: dict[str, str] = {}
-        failures: list[str] = []
-        slowest = 0.0
-        for resolver in self.resolvers:
-            name = getattr(resolver, "__name__", type(resolver).__name__)
-            started = time.perf_counter()
-            try:
-                result = resolver(environ)
-            except Exception:
-                logger.exception("graywsgi resolver %s raised; its result is dropped", name)
-                failures.append(f"resolver:{name}")
-                continue
-            finally:
-                slowest = max(slowest, time.perf_counter() - started)
-            if result is None:
-                continue
-            problem = self._resolver_result_problem(result)
-            if problem:
-                logger.error("graywsgi resolver %s returned an unusable result: %s", name, problem)
-                failures.append(f"resolver:{name}")
-                continue
-            for field_name, value in result.items():
-                slots[_SLOT[field_name]] = value
-                if field_name == "gray_id":
-                    slots[_SLOT["gray_key"]] = value.encode("utf-8")
-                resolved[field_name] = value
-        return resolved, failures, slowest
-
-    def _resolver_result_problem(self, result: object) -> str:
-        if not isinstance(result, t.Mapping):
-            return f"expected a mapping or None, got {type(result).__name__}"
-        for field_name, value in result.items():
-            if field_name not in RESOLVABLE:
-                return f"it may not set {field_name!r} (allowed: {sorted(RESOLVABLE)})"
-            if not isinstance(value, str) or not value:
-                return f"{field_name!r} must be a non-empty str"
-            raw = value.encode("utf-8")
-            if len(raw) > self.max_length or not valid_field_value(raw) or _text(raw) is None:
-                return f"{field_name!r} is not a valid header field value"
-        return ""
-
-    def _finish(
-        self,
-        slots: list[t.Any],
-        mask: int,
-        failures: list[str],
-        verdict: Source,
-        resolved: dict[str, str] | None,
-    ) -> GrayContext:
-        if len(failures) >= self.fallback_after:
-            logger.warning(
-                "graywsgi extraction: %d identifiers failed (%s); fallback context (degrade L2)",
-                len(failures),
-                ", ".join(failures),
-                extra={"graywsgi_degrade_level": 2},
-            )
-            return _fallback_context(DegradeLevel.L2, tuple(failures))
-        if slots[_REQUEST_ID] is None:
-            slots[_REQUEST_ID] = new_request_id()
-            mask |= _GENERATED_ID
-        sources = _SOURCES.get((verdict, mask)) or _sources(verdict, mask)
-        if resolved:
-            sources = types.MappingProxyType({**sources, **dict.fromkeys(resolved, _UNTRUSTED)})
-        slots[_SOURCES_SLOT] = sources
-        if failures:
-            slots[_LEVEL] = DegradeLevel.L1
-            slots[_DROPPED] = tuple(failures)
-            logger.info(
-                "graywsgi extraction: dropped %s (degrade L1), request %s",
-                failures[0],
-                slots[_REQUEST_ID],
-                extra={"graywsgi_degrade_level": 1},
-            )
-        # Positional, straight from the slots: the keyword constructor is
-        # several times dearer and this runs for every request.
-        return tuple.__new__(GrayContext, slots)
+        return self._reader.read(environ)

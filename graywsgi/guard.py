@@ -55,13 +55,18 @@ import threading
 import time
 import typing as t
 
-from graywsgi._outcome import attempt, observe
 from graywsgi.breaker import Admission, BreakerListener, BreakerPolicy, BreakerState, RouteBreaker
 from graywsgi.errors import ConfigurationError
 from graywsgi.state import MemoryStateStore, RouteState, StateStore
 from graywsgi.window import LatencyWindow, SlidingWindow, WindowTotals
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from graywsgi import _shadow as cython
+
 if t.TYPE_CHECKING:  # pragma: no cover
+    from graywsgi import _capi  # C helpers of the compiled form (graywsgi/_capi.pxd)
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["Guard", "StatsdAlert", "default_is_error", "IDEMPOTENT_METHODS"]
@@ -69,6 +74,8 @@ __all__ = ["Guard", "StatsdAlert", "default_is_error", "IDEMPOTENT_METHODS"]
 logger = logging.getLogger("graywsgi.guard")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_REJECT = Admission.REJECT
+_MONOTONIC = time.monotonic
 _SHARED = "shared: "
 
 
@@ -196,11 +203,12 @@ class Guard:
         if state.killed:
             return Admission.REJECT, "rolled back"
         breaker = self.breaker(route)
-        shared = state.routes.get(route)
+        routes = state.routes
+        shared = routes.get(route) if routes else None
         if shared is not None and self._synced.get(route) != shared.since:
             self._adopt(breaker, shared)
         admission = breaker.admit()
-        if admission is Admission.REJECT:
+        if admission is _REJECT:
             return admission, f"breaker {breaker.state.value}"
         return admission, ""
 
@@ -228,60 +236,35 @@ class Guard:
         """Seconds until the route's breaker lets probes through."""
         return self.breaker(route).retry_after()
 
-    def serve(
-        self,
-        route: str,
-        admission: Admission,
-        target: WSGIApplication,
-        fallback: t.Callable[[WSGIEnvironment], t.Iterable[bytes]],
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> t.Iterable[bytes]:
-        """Serve an admitted canary request and record its outcome.
+    def now(self) -> float:
+        """The guard's clock, read now (the start of an outcome)."""
+        if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
+            return _capi.monotonic_now()
+        return self._clock()
 
-        :param fallback: serves the request from the default cluster, given
-            a copy of the environ taken before the canary saw it, for a
-            lossless retry (see the module docs).
+    def outcome(self, route: str, admission: Admission | None, started: float, status: int | None,
+                raised: bool) -> None:
+        """Record how a request went, from the guard's clock time ``started``.
+
+        :param route: the route it was served by.
+        :param admission: what :meth:`admit` returned for it; ``None`` for a
+            request to the default cluster (it feeds the baseline window).
+        :param status: the status code the application chose (``None``: none).
+        :param raised: whether the application raised.
         """
-        breaker = self.breaker(route)
-        latency = self._latency[route]
-        clock = self._clock
-        is_error = self.is_error
-        slow_after = self.policy.slow_call_seconds
-        started = clock()
-
-        def done(status: int | None, raised: bool) -> None:
-            took = clock() - started
+        took = self.now() - started
+        if self.is_error is default_is_error:  # the usual rule, without the call
+            error = raised or status is None or status >= 500
+        else:
+            error = self.is_error(status, raised)
+        slow = took > self.policy.slow_call_seconds
+        if admission is None:
+            self.baseline_latency.record(took)
+            self.baseline.record(error=error, slow=slow)
+        else:
+            latency: LatencyWindow = self._latency[route]
             latency.record(took)
-            breaker.record(admission, error=is_error(status, raised), slow=took > slow_after)
-
-        if not (self.retry_on_stable and _retryable(environ)):
-            return observe(target, environ, start_response, done)
-        original = dict(environ)  # only when a retry is possible: the canary may change environ
-        outcome = attempt(target, environ, start_response, done, failed=self._failed)
-        if outcome.response is not None:
-            return outcome.response
-        done(outcome.status, outcome.raised)
-        logger.info("graywsgi: %s failed (%s); served from the default cluster", route,
-                    "raised" if outcome.raised else outcome.status)
-        return fallback(original)
-
-    def record_baseline(self, target: WSGIApplication, environ: WSGIEnvironment,
-                        start_response: StartResponse) -> t.Iterable[bytes]:
-        """Serve a default-cluster request, feeding the baseline window."""
-        clock = self._clock
-        is_error = self.is_error
-        slow_after = self.policy.slow_call_seconds
-        latency = self.baseline_latency
-        window = self.baseline
-        started = clock()
-
-        def done(status: int | None, raised: bool) -> None:
-            took = clock() - started
-            latency.record(took)
-            window.record(error=is_error(status, raised), slow=took > slow_after)
-
-        return observe(target, environ, start_response, done)
+            self.breaker(route).record(admission, error=error, slow=slow)
 
     def _failed(self, status: int | None) -> bool:
         """Whether a canary's chosen status is a failure worth a retry."""
@@ -301,10 +284,3 @@ class Guard:
             "baseline": {**self.baseline.totals()._asdict(), "mean_latency_seconds": self.baseline_latency.mean()},
         }
 
-
-def _retryable(environ: WSGIEnvironment) -> bool:
-    get = environ.get
-    if get("REQUEST_METHOD", "GET") not in IDEMPOTENT_METHODS or get("HTTP_TRANSFER_ENCODING"):
-        return False
-    length = get("CONTENT_LENGTH")
-    return not length or length == "0"

@@ -127,10 +127,10 @@ import time
 import typing as t
 import weakref
 
-from graywsgi._outcome import observe
 from graywsgi.breaker import BreakerListener, BreakerState
 from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext
 from graywsgi.errors import ConfigurationError
+from graywsgi.pipeline import METRICS, Exchange, Pipeline
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -691,7 +691,7 @@ class StatsdSink:
 # -- the middleware -----------------------------------------------------------
 
 
-class Metrics:
+class Metrics(Pipeline):
     """Time and count every request in statsd; see the module docs.
 
     >>> import socket
@@ -745,7 +745,7 @@ class Metrics:
         listeners: t.Sequence[MetricsListener] = (),
         **sink_options: t.Any,
     ) -> None:
-        self.app = app
+        Pipeline.__init__(self, app)
         if isinstance(tag_style, str):
             style_class = TAG_STYLES.get(tag_style)
             if style_class is None:
@@ -807,16 +807,23 @@ class Metrics:
             if not isinstance(listener, MetricsListener):
                 raise ConfigurationError(f"listeners must be MetricsListener instances, got {listener!r}")
             listener.metrics = self
+        self._step = self
+        self._fuse()
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        started = time.perf_counter()
+    _stage = METRICS
+
+    def begin(self, exchange: Exchange, environ: WSGIEnvironment) -> None:
+        """The pipeline's step at the start of a request: the clock starts."""
+        exchange.started = time.perf_counter()
         events: list[tuple[str, dict[str, str]]] = []
         environ[EVENTS_KEY] = events
+        exchange.events = events
+        exchange.environ = environ
+        exchange.finishing = True
 
-        def done(status: int | None, raised: bool) -> None:
-            self._finish(environ, events, started, status, raised)
-
-        return observe(self.app, environ, start_response, done)
+    def finish(self, exchange: Exchange, raised: bool) -> None:
+        """The pipeline's step when the response ends: send the request's lines."""
+        self._finish(exchange.environ, exchange.events, exchange.started, exchange.code, raised)  # type: ignore[arg-type]
 
     # counting outside a request --------------------------------------------
 

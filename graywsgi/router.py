@@ -83,25 +83,24 @@ claims is answered 404 with problem+json.
 
 from __future__ import annotations
 
+import functools
 import logging
-import math
-import threading
 import typing as t
 
 from graywsgi._polling import Throttle
-from graywsgi.breaker import Admission
-from graywsgi.context import ENVIRON_KEY, GrayContext, Source, _current_context, with_decision
-from graywsgi.errors import ConfigurationError, problem_response
+from graywsgi.errors import ConfigurationError
 from graywsgi.extraction import Extraction
 from graywsgi.guard import Guard
+from graywsgi.pipeline import DECISION, Pipeline
 from graywsgi.plan import Rollout
-from graywsgi.routing import CompiledRules, Decision, RequestFacts
+from graywsgi.route_step import DECISION_KEY, RouteStep, not_found
+from graywsgi.routing import CompiledRules
 from graywsgi.store import RuleStore, as_store
 
 if t.TYPE_CHECKING:  # pragma: no cover
     import os
 
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
     from graywsgi.rules import RuleSet
 
@@ -109,11 +108,8 @@ __all__ = ["Router", "DECISION_KEY"]
 
 logger = logging.getLogger("graywsgi.router")
 
-DECISION_KEY = "graywsgi.decision"
-_TRUSTED = (Source.TRUSTED, Source.SIGNED)
 
-
-class Router:
+class Router(Pipeline):
     """Route every request by a rule set, and act on the route.
 
     >>> from werkzeug.test import Client
@@ -147,88 +143,49 @@ class Router:
         proxy_timeout: float = 30.0,
         guard: Guard | None = None,
     ) -> None:
-        self.app = app
+        Pipeline.__init__(self, app)
         if guard is not None and not isinstance(guard, Guard):
             raise ConfigurationError(f"guard must be a graywsgi.guard.Guard, got {guard!r}")
-        self.guard = guard
-        self.store = as_store(rules)
-        self.apps = dict(apps or {})
-        for name, target in self.apps.items():
+        store = as_store(rules)
+        routed = dict(apps or {})
+        for name, target in routed.items():
             if not callable(target):
                 raise ConfigurationError(f"apps[{name!r}] is not a WSGI application")
         if not (isinstance(proxy_timeout, (int, float)) and proxy_timeout > 0):
             raise ConfigurationError(f"proxy_timeout must be > 0 seconds, got {proxy_timeout!r}")
-        self.proxy_timeout = float(proxy_timeout)
-        self._proxies: dict[str, WSGIApplication] = {}
         self._rollout: Rollout | None = None
         self._plan_throttle = Throttle(1.0)
-        self._proxies_lock = threading.Lock()
-        self._standalone = Extraction(self)
-        self.store.current()  # fail at start, not on the first request
+        self._standalone: Extraction | None = None
+        store.current()  # fail at start, not on the first request
+        self._step = self._route = RouteStep(self, store, guard, routed, float(proxy_timeout))
+        self._fuse()
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        context = environ.get(ENVIRON_KEY)
-        if not isinstance(context, GrayContext):
-            return self._standalone(environ, start_response)
-        rules = self.store.current()  # one rule set for the whole request
-        plan_weight = None
-        if rules.ruleset.plan is not None and self.guard is not None:
-            plan_weight = self._plan_weight(rules)
-        try:
-            decision = rules.decide(
-                RequestFacts(environ, context),
-                canary_weight=_trusted_weight(environ) if "HTTP_X_CANARY_WEIGHT" in environ else None,
-                plan_weight=plan_weight,
-            )
-        except Exception:
-            logger.exception("graywsgi routing failed; sending the request to the default cluster")
-            ruleset = rules.ruleset
-            decision = Decision(ruleset.default_cluster, rules.default_group, None, "error")
-        if decision is None:
-            return problem_response(start_response, 404, "No route matches this request.")
-        guard = self.guard
-        default = rules.ruleset.default_cluster
-        if guard is None:
-            self._record(environ, context, rules, decision)
-            return self._target(rules, decision.route)(environ, start_response)
-        if decision.route == default:
-            self._record(environ, context, rules, decision)
-            return guard.record_baseline(self._target(rules, default), environ, start_response)
-        try:
-            admission, why = guard.admit(decision.route)
-        except Exception:
-            logger.exception("graywsgi guard failed; sending the request to the default cluster")
-            admission, why = Admission.REJECT, "guard error"
-        if admission is Admission.REJECT:
-            if guard.refuse_when_open:
-                seconds = max(1, math.ceil(guard.retry_after(decision.route)))
-                return problem_response(
-                    start_response,
-                    503,
-                    f"The {decision.route} release is not taking traffic ({why}).",
-                    headers=[("Retry-After", str(seconds))],
-                )
-            decision = Decision(default, rules.default_group, decision.rule, f"rerouted: {why}")
-            self._record(environ, context, rules, decision)
-            return guard.record_baseline(self._target(rules, default), environ, start_response)
-        canary = decision
+    _stage = DECISION
 
-        def serve_from_default(original: WSGIEnvironment) -> t.Iterable[bytes]:
-            retried = Decision(default, rules.default_group, canary.rule, "retried on the default cluster")
-            self._record(original, context, rules, retried)
-            environ[ENVIRON_KEY] = original[ENVIRON_KEY]  # what outer layers (metrics) read at close
-            environ[DECISION_KEY] = retried
-            return self._target(rules, default)(original, start_response)
+    @property
+    def store(self) -> RuleStore:
+        """Where the rule set in force comes from."""
+        return self._route.store
 
-        self._record(environ, context, rules, decision)
-        return guard.serve(
-            decision.route,
-            admission,
-            self._target(rules, decision.route),
-            serve_from_default,
-            environ,
-            start_response,
-        )
+    @property
+    def guard(self) -> Guard | None:
+        """The breakers and kill switch of the canary routes, if any."""
+        return self._route.guard
+
+    @property
+    def apps(self) -> dict[str, WSGIApplication]:
+        """Cluster name -> WSGI app, for dispatch."""
+        return self._route.apps
+
+    @property
+    def proxy_timeout(self) -> float:
+        """Read timeout in seconds for proxied requests."""
+        return self._route.proxy_timeout
+
+    def _standalone_extraction(self) -> Extraction:
+        if self._standalone is None:
+            self._standalone = Extraction(not_found)
+        return self._standalone
 
     @property
     def rollout(self) -> Rollout | None:
@@ -253,19 +210,6 @@ class Router:
             return None
         return None if weight is None else (rollout.plan.rule, rollout.plan.cluster, weight)
 
-    @staticmethod
-    def _record(environ: WSGIEnvironment, context: GrayContext, rules: CompiledRules, decision: Decision) -> None:
-        """Put the decision in the context and the environ."""
-        route, group, _rule, reason = decision
-        decided = environ[ENVIRON_KEY] = with_decision(context, route, group, rules.version_id, reason)
-        _current_context.set(decided)  # graywsgi.context.replace(), inlined
-        environ["HTTP_X_ROUTE_TO"] = route
-        if group is not None:
-            environ["HTTP_X_GROUP"] = group
-        elif "HTTP_X_GROUP" in environ:
-            del environ["HTTP_X_GROUP"]
-        environ[DECISION_KEY] = decision
-
     def status(self) -> dict[str, t.Any]:
         """The rules in force and, with a guard, the kill switch and breakers."""
         rules = self.store.current()
@@ -280,34 +224,3 @@ class Router:
         if rollout is not None:
             out["plan"] = rollout.status()
         return out
-
-    def _target(self, rules: CompiledRules, route: str) -> WSGIApplication:
-        target = self.apps.get(route)
-        if target is not None:
-            return target
-        cluster = rules.ruleset.clusters.get(route)
-        if cluster is None or cluster.upstream is None:
-            return self.app
-        proxy = self._proxies.get(cluster.upstream)
-        if proxy is None:
-            from graywsgi.proxy import UpstreamProxy
-
-            with self._proxies_lock:
-                proxy = self._proxies.get(cluster.upstream)
-                if proxy is None:
-                    proxy = UpstreamProxy(cluster.upstream, timeout=self.proxy_timeout, name=route)
-                    self._proxies[cluster.upstream] = proxy
-        return proxy
-
-
-def _trusted_weight(environ: WSGIEnvironment) -> float | None:
-    raw = environ.get("HTTP_X_CANARY_WEIGHT")
-    if raw is None or environ.get("graywsgi.trust") not in _TRUSTED:
-        return None
-    try:
-        weight = float(raw.strip(" \t"))
-    except (ValueError, AttributeError):
-        return None
-    if not math.isfinite(weight) or not 0 <= weight <= 1:
-        return None
-    return weight

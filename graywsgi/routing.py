@@ -45,16 +45,13 @@ from __future__ import annotations
 import random
 import re
 import typing as t
-from dataclasses import dataclass
-from http.cookies import SimpleCookie
 
-from graywsgi._query import parse_query
 from graywsgi.context import GrayContext
+from graywsgi.decision import CompiledRule, Decider, Decision, RequestFacts
 from graywsgi.errors import ConfigurationError
 from graywsgi.expression import Expression, ExpressionError
-from graywsgi.hashing import cached_fnv1a_32
-from graywsgi.rules import DEFAULT_COLORS, DIMENSIONS, Backend, KeySpec, Rule, RuleSet, ValueCondition
-from graywsgi.version import Version, VersionRange
+from graywsgi.rules import DEFAULT_COLORS, DIMENSIONS, KeySpec, Rule, RuleSet, ValueCondition
+from graywsgi.version import VersionRange
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
@@ -88,86 +85,6 @@ def json_path(location: t.Sequence[str | int]) -> str:
     for part in location:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
-
-
-class Decision(t.NamedTuple):
-    """What the rules decided for one request."""
-
-    route: str  #: the cluster name
-    group: str | None  #: the A/B group
-    rule: str | None  #: the rule that matched, if any
-    reason: str  #: ``color``, ``version``, ``weight``, ``default`` or ``no_match``
-
-
-class RequestFacts:
-    """Lazy, per-request view of what rules can match on.
-
-    Implements :class:`graywsgi.expression.Facts`. Query and cookies are
-    parsed at most once, and only if a rule asks.
-    """
-
-    __slots__ = ("environ", "context", "host", "path", "_query", "_cookies")
-
-    def __init__(self, environ: WSGIEnvironment, context: GrayContext | None) -> None:
-        self.environ = environ
-        self.context = context
-        get = environ.get
-        #: the request's host (``Host`` header, else ``SERVER_NAME``), lowercase
-        self.host: str = str(get("HTTP_HOST") or get("SERVER_NAME", "")).lower()
-        #: the request path (``PATH_INFO``; ``/`` when empty)
-        self.path: str = str(get("PATH_INFO", "") or "/")
-        self._query: dict[str, bytes] | None = None
-        self._cookies: dict[str, str] | None = None
-
-    def header(self, name: str) -> str | None:
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        value = self.environ.get(key)
-        return value.strip(" \t") if isinstance(value, str) else None
-
-    def query_bytes(self, name: str) -> bytes | None:
-        if self._query is None:
-            self._query = parse_query(self.environ.get("QUERY_STRING", ""))
-        return self._query.get(name)
-
-    def query(self, name: str) -> str | None:
-        raw = self.query_bytes(name)
-        return None if raw is None else raw.decode("utf-8", "replace")
-
-    def cookie(self, name: str) -> str | None:
-        if self._cookies is None:
-            self._cookies = _parse_cookies(self.environ.get("HTTP_COOKIE", ""))
-        return self._cookies.get(name)
-
-    def attribute(self, name: str) -> str | None:
-        if name == "host":
-            return self.host
-        if name == "path":
-            return self.path
-        if name == "method":
-            return str(self.environ.get("REQUEST_METHOD", "GET"))
-        if name == "scheme":
-            return str(self.environ.get("wsgi.url_scheme", "http"))
-        if name == "remote_addr":
-            value = self.environ.get("REMOTE_ADDR")
-            return value if isinstance(value, str) else None
-        context = self.context
-        if context is None:
-            return None
-        if name == "api_version":
-            return context.api_version.raw if context.api_version is not None else None
-        value = getattr(context, name, None)
-        return value if isinstance(value, str) else None
-
-
-def _parse_cookies(header: str) -> dict[str, str]:
-    cookie: SimpleCookie = SimpleCookie()
-    try:
-        cookie.load(header)
-    except Exception:  # a malformed Cookie header matches nothing
-        return {}
-    return {name: morsel.value for name, morsel in cookie.items()}
 
 
 # --- compiled conditions -----------------------------------------------------
@@ -285,21 +202,6 @@ class _HostBucket:
             self._walk(node.param, segments, depth + 1, out)
 
 
-@dataclass(frozen=True)
-class _CompiledRule:
-    rule: Rule
-    checks: tuple[_Check, ...]
-    factor: float
-    #: (source, exact, range, decision) per version route
-    versions: tuple[tuple[str, str | None, VersionRange | None, Decision], ...]
-    backends: tuple[Backend, ...]
-    salt: bytes
-    percent: bool  #: mode "percent" (a random draw) rather than "hash"
-    # A rule's decisions never vary by request: built once, shared.
-    weighted: tuple[Decision, ...]  #: the decision for each backend's buckets
-    fallthrough: Decision  #: the rule matched but no backend took the request
-
-
 class CompiledRules:
     """A checked rule set, ready to decide requests. Immutable; share freely.
 
@@ -350,7 +252,7 @@ class CompiledRules:
             color: Decision(cluster, self._group(cluster, None), None, "color") for color, cluster in self.colors.items()
         }
         self._no_match = Decision(ruleset.default_cluster, self.default_group, None, "no_match")
-        self.rules: list[_CompiledRule] = []
+        self.rules: list[CompiledRule] = []
         self._exact_hosts: dict[str, _HostBucket] = {}
         self._wildcard_hosts: dict[str, _HostBucket] = {}
         self._any_host = _HostBucket()
@@ -376,6 +278,16 @@ class CompiledRules:
         #: (host, path) -> candidate rule indexes, for the host/path pairs
         #: seen lately: most traffic repeats a small set of them.
         self._recent: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._decider = Decider(
+            rules=self.rules,
+            candidates=self.candidates,
+            recent=self._recent,
+            recent_limit=RECENT_PATHS,
+            color_decisions=self._color_decisions,
+            no_match=None if ruleset.no_match == "404" else self._no_match,
+            key=ruleset.key,
+            fallback_key=ruleset.fallback_key,
+        )
 
     # -- building ------------------------------------------------------------
 
@@ -408,7 +320,7 @@ class CompiledRules:
         if key.source != "gray_id" and not key.name:
             raise RuleError((*where, "name"), f"a {key.source} key needs a name")
 
-    def _compile_rule(self, rule: Rule, where: tuple[str | int, ...]) -> _CompiledRule:
+    def _compile_rule(self, rule: Rule, where: tuple[str | int, ...]) -> CompiledRule:
         match = (*where, "match")
         checks: list[_Check] = []
         for dimension, lookup in (("headers", _header), ("query", _query), ("cookies", _cookie)):
@@ -478,7 +390,7 @@ class CompiledRules:
             raise RuleError((*where, "mode"), f"must be 'hash' or 'percent', got {rule.mode!r}")
         backends = tuple(b for b in rule.split if b.cluster != self.ruleset.default_cluster)
         salt = (rule.salt + ":").encode("utf-8") if rule.salt else b""
-        return _CompiledRule(
+        return CompiledRule(
             rule, tuple(checks), factor, tuple(versions), backends, salt, rule.mode == "percent",
             weighted=tuple(Decision(b.cluster, self._group(b.cluster, b.group), rule.name, "weight") for b in backends),
             fallthrough=Decision(self.ruleset.default_cluster, self.default_group, rule.name, "default"),
@@ -529,23 +441,9 @@ class CompiledRules:
 
     # -- deciding ------------------------------------------------------------
 
-    def match(self, facts: RequestFacts) -> _CompiledRule | None:
+    def match(self, facts: RequestFacts) -> CompiledRule | None:
         """The first rule whose conditions all hold, or ``None``."""
-        where = (facts.host, facts.path)
-        candidates = self._recent.get(where)
-        if candidates is None:
-            candidates = tuple(self.candidates(facts))
-            if len(self._recent) >= RECENT_PATHS:
-                self._recent.clear()  # bounded; simple beats clever here
-            self._recent[where] = candidates
-        for index in candidates:
-            compiled = self.rules[index]
-            for check in compiled.checks:
-                if not check(facts):
-                    break
-            else:
-                return compiled
-        return None
+        return self._decider.match(facts)
 
     def candidates(self, facts: RequestFacts) -> list[int]:
         """Indexes of the rules whose host and path fit, in declared order.
@@ -596,70 +494,12 @@ class CompiledRules:
             replacing the configured one.
         :param rng: random source for percent mode.
         """
-        context = facts.context
-        if context is not None and context.traffic_color is not None and self._color_decisions:
-            color = context.traffic_color
-            if color.isascii():
-                by_color = self._color_decisions.get(color.lower())
-                if by_color is not None:
-                    return by_color
-        compiled = self.match(facts)
-        if compiled is None:
-            if self.ruleset.no_match == "404":
-                return None
-            return self._no_match
-        name = compiled.rule.name
-        if compiled.versions and context is not None:
-            for source, exact, version_range, by_version in compiled.versions:
-                if _version_matches(context, source, exact, version_range):
-                    return by_version
-        if compiled.backends:
-            point = self._point(compiled, facts)
-            if point is not None:
-                edge = 0.0
-                for i, backend in enumerate(compiled.backends):
-                    weight = backend.weight
-                    if plan_weight is not None and plan_weight[0] == name and plan_weight[1] == backend.cluster:
-                        weight = plan_weight[2]
-                    if i == 0 and canary_weight is not None:
-                        weight = canary_weight * 100
-                    edge += weight * compiled.factor
-                    if point < edge:
-                        return compiled.weighted[i]
-        return compiled.fallthrough
+        return self._decider.decide(facts, canary_weight, plan_weight, rng)
 
     def _group(self, cluster: str, explicit: str | None) -> str | None:
         if explicit is not None:
             return explicit
         return self.ruleset.clusters[cluster].group
-
-    def _point(self, compiled: _CompiledRule, facts: RequestFacts) -> float | None:
-        """Where the request falls in [0, 100): its hash bucket or a random draw."""
-        if compiled.percent:
-            return random.random() * 100
-        if self._key_is_gray_id:  # the usual key, without the general lookup
-            context = facts.context
-            key = context.gray_key if context is not None else None
-        else:
-            key = self._key(self.ruleset.key, facts)
-        if not key and self.ruleset.fallback_key is not None:
-            key = self._key(self.ruleset.fallback_key, facts)
-        if not key:
-            return None
-        return cached_fnv1a_32(compiled.salt + key if compiled.salt else key) % 100
-
-    @staticmethod
-    def _key(spec: KeySpec, facts: RequestFacts) -> bytes | None:
-        if spec.source == "gray_id":
-            return facts.context.gray_key if facts.context is not None else None
-        name = t.cast(str, spec.name)  # checked when compiled
-        if spec.source == "header":
-            value = facts.header(name)
-            return value.encode("latin-1", "replace") if value else None
-        if spec.source == "cookie":
-            value = facts.cookie(name)
-            return value.encode("utf-8") if value else None
-        return facts.query_bytes(name) or None
 
     def decide_for(
         self,
@@ -693,27 +533,3 @@ def _api_version_check(wanted: VersionRange) -> _Check:
 
     return check
 
-
-def _version_matches(
-    context: GrayContext, source: str, exact: str | None, version_range: VersionRange | None
-) -> bool:
-    if source == "version":
-        text = context.version
-        version: Version | None = None
-        if text is None:
-            return False
-        if exact is not None:
-            return text == exact
-        try:
-            version = Version.parse(text)
-        except ValueError:
-            return False
-    else:
-        if context.api_version is None:
-            return False
-        if exact is not None:
-            return context.api_version.raw == exact
-        version = context.api_version.version
-        if version is None:
-            return False
-    return version_range is not None and version_range.contains(version)

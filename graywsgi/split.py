@@ -52,11 +52,12 @@ import logging
 import math
 import typing as t
 
-from graywsgi.context import ENVIRON_KEY, GrayContext, replace, with_decision
+from graywsgi.context import ENVIRON_KEY, GrayContext, with_decision
 from graywsgi.errors import ConfigurationError
 from graywsgi.extraction import Extraction
 from graywsgi.hashing import cached_fnv1a_32
 from graywsgi.metrics import note_internal_error
+from graywsgi.pipeline import DECISION, DecisionStep, Exchange, Pipeline
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,7 +73,7 @@ STABLE = "stable"
 DEFAULT_COLORS: t.Mapping[str, str] = {"canary": CANARY, "gray": CANARY, "stable": STABLE}
 
 
-class CanarySplit:
+class CanarySplit(Pipeline):
     """Send ``percent`` % of users (by hashed gray id) to the canary route.
 
     >>> from werkzeug.test import Client
@@ -107,24 +108,19 @@ class CanarySplit:
                 raise ConfigurationError(
                     f"colors[{color!r}] = {route!r}: a route must be {CANARY!r} or {STABLE!r}"
                 )
-        self.app = app
+        Pipeline.__init__(self, app)
         self.percent = float(percent)
         self.colors = {color.lower(): route for color, route in colors.items()}
-        self._standalone = Extraction(self)
+        self._step = _SplitStep(self)
+        self._standalone: Extraction | None = None
+        self._fuse()
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        context = environ.get(ENVIRON_KEY)
-        if not isinstance(context, GrayContext):
-            return self._standalone(environ, start_response)
-        try:
-            route = self.decide(context)
-        except Exception:
-            logger.exception("graywsgi split failed; routing to stable")
-            note_internal_error(environ, "split")
-            route = STABLE
-        replace(environ, with_decision(context, route, context.group, context.rules_version, context.route_reason))
-        environ["HTTP_X_ROUTE_TO"] = route
-        return self.app(environ, start_response)
+    _stage = DECISION
+
+    def _standalone_extraction(self) -> Extraction:
+        if self._standalone is None:
+            self._standalone = Extraction(_noop)
+        return self._standalone
 
     def decide(self, context: GrayContext) -> str:
         """Return the route for ``context`` (``"canary"`` or ``"stable"``)."""
@@ -139,3 +135,28 @@ class CanarySplit:
         if key and cached_fnv1a_32(key) % 100 < self.percent:
             return CANARY
         return STABLE
+
+
+class _SplitStep(DecisionStep):
+    """CanarySplit's step in a :class:`~graywsgi.pipeline.Pipeline`."""
+
+    def __init__(self, split: CanarySplit) -> None:
+        self.split = split
+
+    def route(self, environ: WSGIEnvironment, context: GrayContext, exchange: Exchange) -> WSGIApplication:
+        """Decide the route, record it; the application to call."""
+        try:
+            route = self.split.decide(context)
+        except Exception:
+            logger.exception("graywsgi split failed; routing to stable")
+            note_internal_error(environ, "split")
+            route = STABLE
+        # In the context (the pipeline binds it) and the environ.
+        environ[ENVIRON_KEY] = with_decision(context, route, context.group, context.rules_version,
+                                             context.route_reason)
+        environ["HTTP_X_ROUTE_TO"] = route
+        return self.split._app
+
+
+def _noop(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:  # pragma: no cover
+    raise AssertionError("a standalone Extraction only reads the context")

@@ -83,7 +83,20 @@ import typing as t
 
 from graywsgi.errors import ConfigurationError
 
-__all__ = ["LatencyWindow", "SlidingWindow", "WindowTotals"]
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from graywsgi import _shadow as cython
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from graywsgi import _capi  # C helpers of the compiled form (graywsgi/_capi.pxd)
+
+_MONOTONIC = time.monotonic
+
+__all__ = ["LatencyWindow", "SlidingWindow", "WindowTotals", "MAX_BUCKETS"]
+
+#: The most buckets a window may have (115 days of 1 s buckets).
+MAX_BUCKETS = 10_000_000
 
 
 class WindowTotals(t.NamedTuple):
@@ -123,9 +136,9 @@ class SlidingWindow:
     :param buckets: how many buckets the window holds (default 60).
     :param bucket_seconds: the length of a bucket in seconds (default 1.0).
     :param clock: a monotonic clock in seconds (injectable for tests).
-    :raises ConfigurationError: if ``buckets`` is not an int >= 1,
-        ``bucket_seconds`` not a finite number > 0, or ``clock`` not
-        callable.
+    :raises ConfigurationError: if ``buckets`` is not an int from 1 to
+        :data:`MAX_BUCKETS`, ``bucket_seconds`` not a finite number > 0, or
+        ``clock`` not callable.
     """
 
     def __init__(
@@ -138,6 +151,8 @@ class SlidingWindow:
             raise ConfigurationError(f"buckets must be an int, got {buckets!r}")
         if buckets < 1:
             raise ConfigurationError(f"buckets must be >= 1, got {buckets}")
+        if buckets > MAX_BUCKETS:
+            raise ConfigurationError(f"buckets must be at most {MAX_BUCKETS:,}, got {buckets:,}")
         if (
             isinstance(bucket_seconds, bool)
             or not isinstance(bucket_seconds, (int, float))
@@ -211,6 +226,8 @@ class SlidingWindow:
             self._slot = self._newest % self.buckets
 
     def _bucket_now(self) -> int:
+        if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
+            return int(_capi.monotonic_now() / self.bucket_seconds)
         return int(self._clock() / self.bucket_seconds)
 
     def _expire(self, bucket: int) -> None:
@@ -239,14 +256,24 @@ class SlidingWindow:
 class LatencyWindow:
     """Mean response time over the same kind of window, for gates.
 
-    One ``[count, total seconds]`` pair per bucket in a dict; buckets older
-    than the window are dropped when a new one starts. :meth:`record` is
-    O(1) amortised; :meth:`mean` (used by rollout gates, rarely) is
-    O(buckets).
+    A ring of ``buckets`` buckets, each holding how many responses it
+    counted and their seconds added up; buckets expire as in
+    :class:`SlidingWindow`. :meth:`record` is O(1) amortised; :meth:`mean`
+    (used by rollout gates, rarely) is O(buckets).
+
+    >>> now = [0.0]
+    >>> latency = LatencyWindow(buckets=10, clock=lambda: now[0])
+    >>> latency.record(0.25); latency.record(0.75)
+    >>> latency.mean()
+    0.5
+    >>> now[0] = 10.0  # ten buckets later: both have left the window
+    >>> latency.mean() is None
+    True
 
     :param buckets: number of buckets (default 60).
     :param bucket_seconds: bucket length (default 1 s).
     :param clock: a monotonic clock.
+    :raises ConfigurationError: as :class:`SlidingWindow` does.
     """
 
     def __init__(
@@ -257,35 +284,47 @@ class LatencyWindow:
         self.bucket_seconds = float(bucket_seconds)
         self._clock = clock
         self._lock = threading.Lock()
-        self._slots: dict[int, list[float]] = {}
-        self._newest = -1
+        self._counts = [0] * buckets
+        self._seconds = [0.0] * buckets
+        self._newest = int(clock() / self.bucket_seconds)
+        self._slot = self._newest % buckets
 
     def record(self, seconds: float) -> None:
         """Count one response that took ``seconds``."""
-        bucket = int(self._clock() / self.bucket_seconds)
+        if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
+            bucket = int(_capi.monotonic_now() / self.bucket_seconds)
+        else:
+            bucket = int(self._clock() / self.bucket_seconds)
         lock = self._lock
-        lock.acquire()
+        lock.acquire()  # cheaper than ``with`` on this path
         try:
-            slot = self._slots.get(bucket)
-            if slot is None:
-                slot = self._slots[bucket] = [0.0, 0.0]
-                if bucket > self._newest:
-                    self._newest = bucket
-                    oldest = bucket - self.buckets
-                    for stale in [b for b in self._slots if b <= oldest]:
-                        del self._slots[stale]
-            slot[0] += 1
-            slot[1] += seconds
+            if bucket > self._newest:
+                self._expire(bucket)
+            slot = self._slot
+            self._counts[slot] += 1
+            self._seconds[slot] += seconds
         finally:
             lock.release()
 
     def mean(self) -> float | None:
         """Mean seconds per response in the window; ``None`` without any."""
-        oldest = int(self._clock() / self.bucket_seconds) - self.buckets
+        bucket = int(self._clock() / self.bucket_seconds)
         with self._lock:
-            count = total = 0.0
-            for bucket, (n, seconds) in self._slots.items():
-                if bucket > oldest:
-                    count += n
-                    total += seconds
+            if bucket > self._newest:
+                self._expire(bucket)
+            count = sum(self._counts)
+            total = sum(self._seconds)
         return total / count if count else None
+
+    def _expire(self, bucket: int) -> None:
+        """Make ``bucket`` the newest, emptying the slots it laps (lock held)."""
+        if bucket - self._newest >= self.buckets:
+            self._counts = [0] * self.buckets
+            self._seconds = [0.0] * self.buckets
+        else:
+            for n in range(self._newest + 1, bucket + 1):
+                slot = n % self.buckets
+                self._counts[slot] = 0
+                self._seconds[slot] = 0.0
+        self._newest = bucket
+        self._slot = bucket % self.buckets

@@ -8,6 +8,7 @@ import typing as t
 import pytest
 from werkzeug.test import create_environ
 
+import graywsgi.identifiers
 from graywsgi import Extraction, ExtractionBreaker
 from graywsgi.context import DegradeLevel, GrayContext, Source
 from graywsgi.errors import ConfigurationError
@@ -356,10 +357,11 @@ def test_internal_error_fails_open_to_fallback(
 ) -> None:
     wrapper = Extraction(recording_app)
 
-    def explode(self: Extraction, *args: t.Any) -> t.NoReturn:
+    def explode(*args: t.Any) -> t.NoReturn:
         raise RuntimeError("bug in graywsgi")
 
-    monkeypatch.setattr(Extraction, "_parse", explode)
+    # A request without X-Request-ID makes the reader draw one: the draw fails.
+    monkeypatch.setattr(graywsgi.identifiers, "new_request_id", explode)
     with caplog.at_level(logging.ERROR, logger="graywsgi.extraction"):
         response = BufferedClient(wrapper).get("/", headers={"X-Gray-ID": "u"})
     assert response.status_code == 200

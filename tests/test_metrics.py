@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from werkzeug.wrappers import Response
 
+import graywsgi.identifiers
 from graywsgi import CanarySplit, Extraction, ExtractionBreaker, Router
 from graywsgi.breaker import BreakerPolicy
 from graywsgi.errors import ConfigurationError
@@ -371,10 +372,11 @@ def test_breaker_open_degrade_l3_is_counted(build: t.Callable[..., Metrics], udp
 def test_extraction_failing_open_counts_an_internal_error(
     build: t.Callable[..., Metrics], udp: UdpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Extraction, environ: WSGIEnvironment) -> None:
+    def broken(*args: t.Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(Extraction, "extract", broken)
+    # The request has no X-Request-ID: the reader draws one, and the draw fails.
+    monkeypatch.setattr(graywsgi.identifiers, "new_request_id", broken)
     client = BufferedClient(build(Extraction(RecordingApp()), tag_style="dogstatsd", trace_sample_rate=0))
     assert client.get("/").status_code == 200
     lines = udp.datagram().split("\n")

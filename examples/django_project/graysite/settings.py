@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from graywsgi.speedups import ENVIRONMENT_VARIABLES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "graywsgi-example-not-secret")
@@ -37,7 +39,9 @@ TEMPLATES = [
 def _from_environment(prefix: str = "GRAYWSGI_") -> dict[str, object]:
     settings: dict[str, object] = {}
     for name, value in os.environ.items():
-        if name.startswith(prefix):
+        # GRAYWSGI_PURE_PYTHON and GRAYWSGI_NO_EXTENSIONS choose graywsgi's
+        # compiled or plain Python modules: they are not settings.
+        if name.startswith(prefix) and name not in ENVIRONMENT_VARIABLES:
             try:
                 settings[name[len(prefix):]] = json.loads(value)
             except ValueError:

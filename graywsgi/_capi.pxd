@@ -1,0 +1,138 @@
+# C-level helpers for graywsgi's compiled modules (see graywsgi/speedups.py).
+#
+# Only compiled code reaches these: each call site is an `if cython.compiled:`
+# branch whose `else` does the same thing in plain Python (the comment at
+# each helper names it). tests/test_speedups.py checks that both give the
+# same results.
+
+from cpython.contextvars cimport PyContextVar_Reset, PyContextVar_Set, get_value_no_default
+from cpython.object cimport PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    # A new reference (None of the items set yet), or NULL with an exception.
+    object PyType_GenericAlloc(PyTypeObject* type, Py_ssize_t nitems)
+
+
+cdef inline object record_from(type record_type, list items):
+    # tuple.__new__(record_type, items), for a NamedTuple class.
+    cdef Py_ssize_t count = len(items)
+    cdef Py_ssize_t index
+    cdef object record = PyType_GenericAlloc(<PyTypeObject*>record_type, count)
+    cdef object item
+    for index in range(count):
+        item = items[index]
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(record, index, item)
+    return record
+
+
+cdef inline object record_with(type record_type, object record, Py_ssize_t first, a, b, c, d):
+    # `record` is a tuple or a tuple subclass (a NamedTuple): not typed `tuple`,
+    # which Cython would hold to exactly tuple.
+    # tuple.__new__(record_type, (*record[:first], a, b, c, d, *record[first + 4:]))
+    cdef Py_ssize_t count = PyTuple_GET_SIZE(record)
+    cdef Py_ssize_t index
+    cdef object changed = PyType_GenericAlloc(<PyTypeObject*>record_type, count)
+    cdef object item
+    for index in range(count):
+        if index == first:
+            item = a
+        elif index == first + 1:
+            item = b
+        elif index == first + 2:
+            item = c
+        elif index == first + 3:
+            item = d
+        else:
+            item = <object>PyTuple_GET_ITEM(record, index)
+        Py_INCREF(item)
+        PyTuple_SET_ITEM(changed, index, item)
+    return changed
+
+
+cdef inline object context_set(variable, value):
+    # variable.set(value)
+    return PyContextVar_Set(variable, value)
+
+
+cdef inline int context_reset(variable, token) except -1:
+    # variable.reset(token)
+    return PyContextVar_Reset(variable, token)
+
+
+cdef inline object context_get(variable):
+    # variable.get(None)
+    return get_value_no_default(variable, None)
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    const char* PyUnicode_DATA "(const char*)PyUnicode_DATA" (object text)
+
+
+cdef inline bint is_ascii(str text) noexcept:
+    # text.isascii()
+    return PyUnicode_IS_ASCII(text)
+
+
+cdef inline bint ascii_printable(str text) noexcept:
+    # text.isascii() and text.isprintable(): every character SP .. "~"
+    cdef const char* data
+    cdef Py_ssize_t index, length
+    if not PyUnicode_IS_ASCII(text):
+        return False
+    data = PyUnicode_DATA(text)
+    length = len(text)
+    for index in range(length):
+        if data[index] < 0x20 or data[index] > 0x7e:
+            return False
+    return True
+
+
+cdef inline bint ascii_traceparent(str value) noexcept:
+    # _TRACEPARENT.fullmatch(value) is not None, for
+    # (?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}
+    cdef const char* data
+    cdef Py_ssize_t index
+    cdef char char
+    cdef bint trace_zeros = True, parent_zeros = True
+    if len(value) != 55 or not PyUnicode_IS_ASCII(value):
+        return False
+    data = PyUnicode_DATA(value)
+    if data[2] != b"-" or data[35] != b"-" or data[52] != b"-" or (data[0] == b"f" and data[1] == b"f"):
+        return False
+    for index in range(55):
+        if index == 2 or index == 35 or index == 52:
+            continue
+        char = data[index]
+        if not (b"0" <= char <= b"9" or b"a" <= char <= b"f"):
+            return False
+        if char != b"0":
+            if 3 <= index < 35:
+                trace_zeros = False
+            elif 36 <= index < 52:
+                parent_zeros = False
+    return not (trace_zeros or parent_zeros)
+
+
+cdef inline object item(object record, Py_ssize_t index):
+    # record[index], for a tuple or NamedTuple and an index inside it (a
+    # NamedTuple's own indexing goes through a slot wrapper).
+    return <object>PyTuple_GET_ITEM(record, index)
+
+
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+
+cdef inline double monotonic_now() noexcept:
+    # time.monotonic(), read as CPython reads it (same clock, same rounding).
+    cdef timespec now
+    cdef long long nanoseconds
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    nanoseconds = now.tv_sec * 1000000000LL + now.tv_nsec
+    if nanoseconds % 1000000000LL == 0:
+        return <double>(nanoseconds // 1000000000LL)
+    return <double>nanoseconds / 1e9

@@ -1,0 +1,23 @@
+# C types for graywsgi/route_step.py when Cython compiles it (see graywsgi/speedups.py).
+
+from graywsgi cimport _capi
+from graywsgi.decision cimport request_facts
+from graywsgi.guard cimport Guard
+from graywsgi.pipeline cimport DecisionStep, Exchange
+
+
+cdef class RouteStep(DecisionStep):
+    cdef public object router
+    cdef public object store
+    cdef public Guard guard
+    cdef public dict apps
+    cdef public double proxy_timeout
+    cdef public dict proxies
+    cdef public object proxies_lock
+
+    cpdef record(self, dict environ, context, rules, decision)
+    cpdef target(self, rules, route)
+
+
+cpdef bint retryable(dict environ) except -1
+cpdef trusted_weight(dict environ)
