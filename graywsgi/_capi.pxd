@@ -136,3 +136,58 @@ cdef inline double monotonic_now() noexcept:
     if nanoseconds % 1000000000LL == 0:
         return <double>(nanoseconds // 1000000000LL)
     return <double>nanoseconds / 1e9
+
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free
+from libc.string cimport memcpy, strlen
+
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double value, char format_code, int precision, int flags, int* kind) except NULL
+
+
+cdef inline bytes timed_line(bytes head, double milliseconds, bytes tail):
+    # head + b"%.3f" % milliseconds + tail, in one allocation
+    cdef char* number = PyOS_double_to_string(milliseconds, b"f", 3, 0, NULL)
+    cdef Py_ssize_t digits = strlen(number)
+    cdef Py_ssize_t head_size = PyBytes_GET_SIZE(head)
+    cdef Py_ssize_t tail_size = PyBytes_GET_SIZE(tail)
+    cdef bytes line
+    cdef char* out
+    try:
+        line = PyBytes_FromStringAndSize(NULL, head_size + digits + tail_size)
+        out = PyBytes_AS_STRING(line)
+        memcpy(out, PyBytes_AS_STRING(head), head_size)
+        memcpy(out + head_size, number, digits)
+        memcpy(out + head_size + digits, PyBytes_AS_STRING(tail), tail_size)
+    finally:
+        PyMem_Free(number)
+    return line
+
+
+from libc.errno cimport EINTR, errno
+
+
+cdef extern from "sys/socket.h" nogil:
+    ssize_t send(int socket, const void* buffer, size_t length, int flags)
+    enum: MSG_DONTWAIT
+    enum: MSG_NOSIGNAL
+
+
+cdef extern from "Python.h":
+    object PyErr_SetFromErrno(object type)
+
+
+cdef inline int send_datagram(int descriptor, bytes payload) except -1:
+    # socket.send(payload) on the connected, non-blocking socket `descriptor`:
+    # retried on EINTR (PEP 475), any other error raised as OSError does
+    # (EAGAIN: BlockingIOError).
+    cdef ssize_t sent
+    while True:
+        sent = send(descriptor, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), MSG_DONTWAIT | MSG_NOSIGNAL)
+        if sent >= 0:
+            return 0
+        if errno != EINTR:
+            PyErr_SetFromErrno(OSError)
+            return -1

@@ -3,6 +3,10 @@
 from graywsgi cimport _capi
 
 
+cdef dict _CODES
+cdef object _NOT_PARSED
+cpdef object status_code(status)
+
 cdef object _bind(gray)
 cdef int _unbind(token) except -1
 

@@ -8,9 +8,9 @@ A :class:`RequestScope` is three things for one request:
   until :meth:`RequestScope.commit`, so that a failed canary can still be
   served again by stable (the Guard's lossless retry);
 - the response body the server iterates and closes: every ``next()`` and the
-  ``close()`` run with the request's gray context bound (:attr:`gray`), in
-  whatever thread the server uses, and unbound again afterwards; an error
-  while iterating is noted (:attr:`raised`);
+  body's ``close()`` run with the request's gray context bound (:attr:`gray`),
+  in whatever thread the server uses, and unbound again afterwards (so do the
+  callbacks below); an error while iterating is noted (:attr:`raised`);
 - the scope that layers join: the outermost graywsgi layer of a request
   opens it, puts it at ``environ["graywsgi.scope"]`` and returns it as the
   response. A layer inside -- one that foreign middleware separates from the
@@ -92,35 +92,45 @@ def status_code(status: str) -> int | None:
 
 
 class RequestScope:
-    """The response of one request: ``start_response`` wrapper, body and scope."""
+    """The response of one request: ``start_response`` wrapper, body and scope.
 
-    __slots__ = (
-        "gray", "raised", "calling", "code", "start_response", "holding", "committed", "line", "headers",
-        "exc_info", "sent", "body", "first", "_iterator", "_callbacks", "_closed",
-    )
+    A new scope starts with every field ``None``, ``False`` or ``0`` but
+    :attr:`calling` (``True``) and :attr:`start_response`: compiled, the fields
+    are members of a C struct (``_closing.pxd``) that start zeroed; as plain
+    Python, the class attributes set below the class (:data:`_FIELDS`) stand
+    in for them, so that a new scope costs no store for a field it never sets.
+    """
+
+    #: The gray context bound while the body is iterated and closed.
+    gray: GrayContext | None
+    #: Whether iterating the body raised.
+    raised: bool
+    #: True while the owner's application call runs (the scope is joinable).
+    calling: bool
+    #: The status code the application chose (``None``: none, or malformed).
+    code: int | None
+    #: The server's ``start_response``.
+    start_response: StartResponse | None
+    #: Whether the status is held back (see :meth:`hold`), and whether it was passed on.
+    holding: bool
+    committed: bool
+    #: The held status line, headers and ``exc_info``.
+    line: str | None
+    headers: list[tuple[str, str]] | None
+    exc_info: t.Any
+    #: The server's ``write()``, once the held status was passed on.
+    sent: t.Callable[[bytes], object] | None
+    #: The application's iterable, once :meth:`finish` made this the response.
+    body: t.Iterable[bytes] | None
+    #: A chunk read ahead to learn the status (:meth:`settle`), served first.
+    first: bytes | None
+    _iterator: t.Iterator[bytes] | None
+    _callbacks: list[OnClose] | None
+    _closed: bool
 
     def __init__(self, start_response: StartResponse | None = None) -> None:
-        #: The gray context bound while the body is iterated and closed.
-        self.gray: GrayContext | None = None
-        #: Whether iterating the body raised.
-        self.raised = False
-        #: True while the owner's application call runs (the scope is joinable).
-        self.calling = True
-        #: The status code the application chose (``None``: none, or malformed).
-        self.code: int | None = None
-        #: The server's ``start_response``.
         self.start_response = start_response
-        self.holding = False
-        self.committed = False
-        self.line: str | None = None
-        self.headers: list[tuple[str, str]] | None = None
-        self.exc_info: t.Any = None
-        self.sent: t.Callable[[bytes], object] | None = None
-        self.body: t.Iterable[bytes] | None = None
-        self.first: bytes | None = None
-        self._iterator: t.Iterator[bytes] | None = None
-        self._callbacks: list[OnClose] | None = None
-        self._closed = False
+        self.calling = True
 
     # -- joining -------------------------------------------------------------
 
@@ -281,11 +291,16 @@ class RequestScope:
         body = self.body
         self.body = None
         self._iterator = None
+        plain = body is None or body.__class__ in _PLAIN_BODIES
+        # The context is bound while code of the application or of a layer
+        # inside runs: the body's close() and the callbacks. graywsgi's own
+        # steps at the end (the Guard's outcome, the Metrics datagram) read
+        # the request's environ, not `current`.
         gray = self.gray
-        token = _bind(gray) if gray is not None else None
+        token = _bind(gray) if gray is not None and not (plain and self._callbacks is None) else None
         try:
-            if body is not None and body.__class__ not in _PLAIN_BODIES:
-                _close(body)
+            if not plain:
+                _close(body)  # type: ignore[arg-type]  # not None: `plain` says so
         finally:
             try:
                 self._ended(self.raised)
@@ -324,6 +339,17 @@ class RequestScope:
                     error = exc
         if error is not None:
             raise error
+
+
+#: The fields of a RequestScope and the value each starts with (see the class).
+_FIELDS: dict[str, t.Any] = {
+    "gray": None, "raised": False, "calling": False, "code": None, "start_response": None, "holding": False,
+    "committed": False, "line": None, "headers": None, "exc_info": None, "sent": None, "body": None, "first": None,
+    "_iterator": None, "_callbacks": None, "_closed": False,
+}
+if not cython.compiled:
+    for _name, _value in _FIELDS.items():
+        setattr(RequestScope, _name, _value)
 
 
 def _bind(gray: GrayContext) -> t.Any:

@@ -2,7 +2,10 @@
 
 cimport cython
 
+from graywsgi cimport _capi
 from graywsgi.hashing cimport bucket_of
+
+cdef Py_ssize_t _TRAFFIC_COLOR, _GRAY_KEY
 
 
 cdef class RequestFacts:

@@ -30,9 +30,14 @@ from graywsgi.version import Version, VersionRange
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
 
+    from graywsgi import _capi  # C helpers of the compiled form (graywsgi/_capi.pxd)
+
     from graywsgi.rules import Backend, KeySpec, Rule
 
 __all__ = ["CompiledRule", "Decider", "Decision", "RequestFacts", "request_facts"]
+
+_TRAFFIC_COLOR = GrayContext._fields.index("traffic_color")
+_GRAY_KEY = GrayContext._fields.index("gray_key")
 
 
 class Decision(t.NamedTuple):
@@ -51,7 +56,15 @@ class RequestFacts:
     parsed at most once, and only if a rule asks.
     """
 
-    __slots__ = ("environ", "context", "host", "path", "_query", "_cookies")
+    #: The request's environ and gray context.
+    environ: WSGIEnvironment
+    context: GrayContext | None
+    #: The request's host (``Host`` header, else ``SERVER_NAME``), lowercase.
+    host: str
+    #: The request path (``PATH_INFO``; ``/`` when empty).
+    path: str
+    _query: dict[str, bytes] | None
+    _cookies: dict[str, str] | None
 
     def __init__(self, environ: WSGIEnvironment, context: GrayContext | None) -> None:
         self.environ = environ
@@ -106,16 +119,18 @@ class RequestFacts:
         return value if isinstance(value, str) else None
 
 
+if not cython.compiled:  # plain Python: class attributes stand in for the C fields' first values
+    RequestFacts._query = RequestFacts._cookies = None
+
+
 def request_facts(environ: WSGIEnvironment, context: GrayContext | None) -> RequestFacts:
-    """``RequestFacts(environ, context)``; compiled, without the call to ``__init__``."""
-    if cython.compiled:
-        facts = RequestFacts.__new__(RequestFacts)
-        facts.environ = environ
-        facts.context = context
-        facts.host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")).lower()
-        facts.path = str(environ.get("PATH_INFO", "") or "/")
-        return facts
-    return RequestFacts(environ, context)
+    """``RequestFacts(environ, context)``, without the call to ``__init__``."""
+    facts = RequestFacts.__new__(RequestFacts)  # _query and _cookies: None
+    facts.environ = environ
+    facts.context = context
+    facts.host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")).lower()
+    facts.path = str(environ.get("PATH_INFO", "") or "/")
+    return facts
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
@@ -232,7 +247,10 @@ class Decider:
         :meth:`graywsgi.routing.CompiledRules.decide`)."""
         context = facts.context
         if context is not None and self.color_decisions:
-            color = context.traffic_color
+            if cython.compiled and type(context) is GrayContext:  # a field without the descriptor call
+                color = _capi.item(context, _TRAFFIC_COLOR)
+            else:
+                color = context.traffic_color
             if color is not None and color.isascii():
                 by_color = self.color_decisions.get(color.lower())
                 if by_color is not None:
@@ -269,7 +287,10 @@ class Decider:
             return rng() * 100
         if self.key_is_gray_id:  # the usual key, without the general lookup
             context = facts.context
-            key = context.gray_key if context is not None else None
+            if cython.compiled and type(context) is GrayContext:  # a field without the descriptor call
+                key = _capi.item(context, _GRAY_KEY)
+            else:
+                key = context.gray_key if context is not None else None
         else:
             key = key_of(self.key, facts)
         if not key and self.fallback_key is not None:

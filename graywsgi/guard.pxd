@@ -5,12 +5,14 @@ cimport cython
 from graywsgi cimport _capi
 
 from graywsgi.breaker cimport RouteBreaker
+from graywsgi.state cimport StateStore
 from graywsgi.window cimport LatencyWindow, SlidingWindow
 
 
 cdef class Guard:
     cdef public object policy
-    cdef public object state
+    cdef public StateStore state
+    cdef tuple _seen
     cdef public bint refuse_when_open
     cdef public bint retry_on_stable
     cdef public object is_error

@@ -57,7 +57,7 @@ import typing as t
 
 from graywsgi.breaker import Admission, BreakerListener, BreakerPolicy, BreakerState, RouteBreaker
 from graywsgi.errors import ConfigurationError
-from graywsgi.state import MemoryStateStore, RouteState, StateStore
+from graywsgi.state import MemoryStateStore, RolloutState, RouteState, StateStore
 from graywsgi.window import LatencyWindow, SlidingWindow, WindowTotals
 
 try:
@@ -169,6 +169,9 @@ class Guard:
         self._synced: dict[str, float] = {}
         self._killed_seen = False
         self._lock = threading.Lock()
+        # The last state admit() read, with what it needs of it:
+        # (state, killed, routes or None).
+        self._seen: tuple[RolloutState | None, bool, t.Mapping[str, RouteState] | None] = (None, False, None)
 
     def breaker(self, route: str) -> RouteBreaker:
         """The breaker of ``route``, created on first use."""
@@ -198,13 +201,16 @@ class Guard:
     def admit(self, route: str) -> tuple[Admission, str]:
         """Whether a request may go to canary ``route``, and why not."""
         state = self.state.current()
-        if state.killed is not self._killed_seen:
-            self._kill_switch_changed(state.killed, state.reason)
-        if state.killed:
-            return Admission.REJECT, "rolled back"
+        seen = self._seen
+        if seen[0] is not state:  # stores swap whole states: read a new one once
+            if state.killed is not self._killed_seen:
+                self._kill_switch_changed(state.killed, state.reason)
+            seen = self._seen = (state, state.killed, state.routes or None)  # one assignment: threads see all or none
+        if seen[1]:
+            return _REJECT, "rolled back"
         breaker = self.breaker(route)
-        routes = state.routes
-        shared = routes.get(route) if routes else None
+        routes = seen[2]
+        shared = routes.get(route) if routes is not None else None
         if shared is not None and self._synced.get(route) != shared.since:
             self._adopt(breaker, shared)
         admission = breaker.admit()

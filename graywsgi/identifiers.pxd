@@ -33,6 +33,7 @@ cdef class IdentifierReader:
 
     cpdef context(self, dict environ)
     cpdef read(self, dict environ)
-    @cython.locals(mask=cython.long, failed=cython.long, bit=cython.long, slot=cython.Py_ssize_t, value=str)
+    @cython.locals(mask=cython.long, failed=cython.long, bit=cython.long, slot=cython.Py_ssize_t, value=str,
+                   plain=cython.bint)
     cpdef long parse(self, dict environ, verdict, list slots) except? -1
     cpdef finish(self, list slots, long failed, resolver_failures, verdict, resolved)

@@ -330,12 +330,18 @@ class IdentifierReader:
             if type(raw) is not str:
                 failed |= bit
                 continue
-            value = trimmed(raw)
+            # trimmed() and plain_ascii(), inline: as plain Python a call costs more than the check.
+            if cython.compiled:
+                value = trimmed(raw)
+                plain = _capi.ascii_printable(value)
+            else:
+                value = raw.strip(" \t")
+                plain = value.isascii() and value.isprintable()
             if not value:
                 continue  # an empty value counts as absent
             if len(value) > max_length:
                 failed |= bit
-            elif plain_ascii(value):
+            elif plain:
                 slots[slot] = value  # the usual SP..~ value: the fast form of the check
                 mask |= bit
             else:
@@ -348,7 +354,8 @@ class IdentifierReader:
         if mask & _GRAY_ID_BIT:
             # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
             # Read again here: cheaper than singling out the gray id in the loop.
-            slots[_GRAY_KEY_SLOT] = trimmed(environ[_GRAY_ID_KEY]).encode("latin-1")
+            raw = environ[_GRAY_ID_KEY]
+            slots[_GRAY_KEY_SLOT] = (trimmed(raw) if cython.compiled else raw.strip(" \t")).encode("latin-1")
         elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
             self.trust is None or verdict is not _UNTRUSTED
         ):
@@ -372,10 +379,12 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = trimmed(raw)
+            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
-            if value and len(value) <= max_length and valid_traceparent(value):
+            if value and len(value) <= max_length and (
+                _capi.ascii_traceparent(value) if cython.compiled else _TRACEPARENT.fullmatch(value) is not None
+            ):
                 slots[_TRACE_SLOT] = value
                 mask |= _TRACE_BIT
             elif value:

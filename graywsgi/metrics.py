@@ -130,7 +130,8 @@ import weakref
 from graywsgi.breaker import BreakerListener, BreakerState
 from graywsgi.context import ENVIRON_KEY, DegradeLevel, GrayContext
 from graywsgi.errors import ConfigurationError
-from graywsgi.pipeline import METRICS, Exchange, Pipeline
+from graywsgi.metrics_step import DECISION_KEY, EVENTS_KEY, MetricsStep, method_tag, send_datagram, status_class
+from graywsgi.pipeline import METRICS, Pipeline
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -154,10 +155,6 @@ __all__ = [
 
 logger = logging.getLogger("graywsgi.metrics")
 
-#: environ key of the per-request event list that :func:`note` appends to.
-EVENTS_KEY = "graywsgi.metrics.events"
-#: environ key of the Router's decision (see :mod:`graywsgi.router`).
-DECISION_KEY = "graywsgi.decision"
 
 Tags = t.Sequence[t.Tuple[str, str]]
 
@@ -310,8 +307,6 @@ class _Dimension:
 
 _REQUEST_TAGS = ("route", "group", "version", "status", "method")
 _DECISION_TAGS = ("route", "group", "reason", "rule")
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -547,7 +542,7 @@ class StatsdSink:
         last = len(payloads) - 1
         for n, payload in enumerate(payloads):
             try:
-                udp.sock.sendto(payload, udp.address)
+                send_datagram(udp, payload)
             except OSError as exc:  # BlockingIOError: the buffer is full
                 kind = "buffer full" if isinstance(exc, BlockingIOError) else "send"
                 lost = payload.count(b"\n") + 1 - (1 if reporting and n == last else 0)
@@ -574,6 +569,10 @@ class StatsdSink:
             try:
                 client = _statsd().StatsClient(host, self.port, maxudpsize=self.max_udp_size, ipv6=self.ipv6)
                 client._sock.setblocking(False)
+                # Connected, as DogStatsD clients do: the kernel looks the
+                # peer up once, and a peer that is not listening shows up as
+                # a counted "send" failure (ECONNREFUSED) instead of silence.
+                client._sock.connect(client._addr)
             except Exception as exc:
                 self._retry_at = self._clock() + self.retry_after
                 self._health.failure("connect", exc, 0)
@@ -761,10 +760,6 @@ class Metrics(Pipeline):
             raise ConfigurationError(
                 f"prefix must be dot-separated parts of A-Z a-z 0-9 _ - (at most 100 characters), got {prefix!r}"
             )
-        if isinstance(trace_sample_rate, bool) or not isinstance(trace_sample_rate, (int, float)) or not (
-            0 <= trace_sample_rate <= 1
-        ):
-            raise ConfigurationError(f"trace_sample_rate must be from 0 to 1, got {trace_sample_rate!r}")
         for name, value in (("max_values", max_values), ("max_value_length", max_value_length)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
@@ -782,7 +777,7 @@ class Metrics(Pipeline):
             sink.report = self._dropped_line
         self.prefix = prefix
         self.constant_tags = tuple(constant)
-        self.trace_sample_rate = float(trace_sample_rate) if self.style.trace_ids else 0.0
+        self._trace_sample_rate = 0.0
         self.max_values = max_values
         self.max_value_length = max_value_length
         self._sampler = sampler
@@ -807,23 +802,24 @@ class Metrics(Pipeline):
             if not isinstance(listener, MetricsListener):
                 raise ConfigurationError(f"listeners must be MetricsListener instances, got {listener!r}")
             listener.metrics = self
-        self._step = self
+        self._step = MetricsStep(self, _ForkGeneration)
+        self.trace_sample_rate = trace_sample_rate
         self._fuse()
 
+    @property
+    def trace_sample_rate(self) -> float:
+        """The fraction of requests whose timer carries a ``trace_id`` tag
+        (0 for a style that writes no trace ids); settable."""
+        return self._trace_sample_rate
+
+    @trace_sample_rate.setter
+    def trace_sample_rate(self, rate: float) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigurationError(f"trace_sample_rate must be from 0 to 1, got {rate!r}")
+        self._trace_sample_rate = float(rate) if self.style.trace_ids else 0.0
+        self._step.trace_sample_rate = self._trace_sample_rate
+
     _stage = METRICS
-
-    def begin(self, exchange: Exchange, environ: WSGIEnvironment) -> None:
-        """The pipeline's step at the start of a request: the clock starts."""
-        exchange.started = time.perf_counter()
-        events: list[tuple[str, dict[str, str]]] = []
-        environ[EVENTS_KEY] = events
-        exchange.events = events
-        exchange.environ = environ
-        exchange.finishing = True
-
-    def finish(self, exchange: Exchange, raised: bool) -> None:
-        """The pipeline's step when the response ends: send the request's lines."""
-        self._finish(exchange.environ, exchange.events, exchange.started, exchange.code, raised)  # type: ignore[arg-type]
 
     # counting outside a request --------------------------------------------
 
@@ -880,20 +876,48 @@ class Metrics(Pipeline):
     def _dropped_line(self, lost: int) -> str:
         return self.style.line(f"{self.prefix}.metrics.dropped", f"{lost}|c", self._fragment(()))
 
-    def _finish(
+    def send_lines(
         self,
         environ: WSGIEnvironment,
         events: list[tuple[str, dict[str, str]]],
-        started: float,
+        elapsed_ms: float,
         status: int | None,
         raised: bool,
+        sampled: bool,
     ) -> None:
+        """Send one request's lines, built one by one (see :mod:`graywsgi.metrics_step`
+        for the usual request's datagram, made once).
+
+        :param sampled: whether this request's timer carries a ``trace_id``.
+        """
         try:
-            lines = self._lines(environ, events, (time.perf_counter() - started) * 1000.0, status, raised)
+            lines = self._lines(environ, events, elapsed_ms, status, raised, sampled)
         except Exception as exc:
             self.sink.failure("format", exc, 1)
             return
         self.sink.send(lines)
+
+    def datagram_template(
+        self,
+        route: str | None,
+        group: str | None,
+        version: str | None,
+        status: str,
+        method: str,
+        reason: str | None,
+        rule: str | None,
+    ) -> tuple[bytes, bytes, int] | None:
+        """The usual request's datagram around its time: ``(head, tail,
+        lines)``, so that the datagram is ``head + b"%.3f" % ms + tail``;
+        ``None`` for a style whose timer line cannot be templated."""
+        template = self._request_template_for((route, group, version, status, method))
+        if template.__class__ is not tuple:
+            return None
+        head, tail = template
+        lines = [f"|ms{tail}"]
+        if route is not None:
+            lines.append(self._decision_line_for(route, group, reason, rule))
+        return head.encode("ascii"), "\n".join(lines).encode("ascii"), len(lines)
 
     def _lines(
         self,
@@ -902,27 +926,17 @@ class Metrics(Pipeline):
         elapsed_ms: float,
         status: int | None,
         raised: bool,
+        sampled: bool,
     ) -> list[str]:
         context = environ.get(ENVIRON_KEY)
         if not isinstance(context, GrayContext):
             context = None
-        if raised:
-            status_class = "5xx"
-        elif status is None:
-            status_class = "none"
-        else:
-            status_class = _STATUS_CLASSES.get(status // 100, "other")
-        method = environ.get("REQUEST_METHOD")
-        if method not in _METHODS:
-            method = "other"
         if context is None:
             raw_route = raw_group = raw_version = None  # each dimension writes None as "none"
         else:
             raw_route, raw_group, raw_version = context.route, context.group, context.version
-        # Most requests repeat a few raw combinations: their template is
-        # found by the raw values, without sanitising them again.
-        raw_key = (raw_route, raw_group, raw_version, status_class, method)
-        if self.trace_sample_rate and context is not None and self._sampler() < self.trace_sample_rate:
+        raw_key = (raw_route, raw_group, raw_version, status_class(status, raised), method_tag(environ))
+        if sampled and context is not None:
             key = self._request_key(raw_key)
             trace = context.trace_parent
             trace_id = trace[3:35] if trace is not None else context.request_id
@@ -932,14 +946,7 @@ class Metrics(Pipeline):
             )
             lines = [style.line(self._request_name, f"{elapsed_ms:.3f}|ms", fragment)]
         else:
-            template = self._raw_templates.get(raw_key)
-            if template is None:
-                key = self._request_key(raw_key)
-                template = self._request_templates.get(key)
-                if template is None:
-                    template = self._request_template(key)
-                if len(self._raw_templates) < self._CACHE_LIMIT:
-                    self._raw_templates[raw_key] = template
+            template = self._request_template_for(raw_key)
             if template.__class__ is tuple:
                 lines = [f"{template[0]}{elapsed_ms:.3f}|ms{template[1]}"]
             else:  # a style whose lines cannot be templated
@@ -949,21 +956,7 @@ class Metrics(Pipeline):
             if raw_route is not None:
                 decision = environ.get(DECISION_KEY)
                 raw_rule = getattr(decision, "rule", None) if decision is not None else None
-                raw_decision = (raw_route, raw_group, reason_text, raw_rule)
-                line = self._raw_decision_lines.get(raw_decision)
-                if line is None:
-                    decision_key = (
-                        self._route.get(raw_route),
-                        self._group.get(raw_group),
-                        self._reason.get(reason_text if reason_text is not None else "split"),
-                        self._rule.get(raw_rule),
-                    )
-                    line = self._decision_lines.get(decision_key)
-                    if line is None:
-                        line = self._decision_line(decision_key)
-                    if len(self._raw_decision_lines) < self._CACHE_LIMIT:
-                        self._raw_decision_lines[raw_decision] = line
-                lines.append(line)
+                lines.append(self._decision_line_for(raw_route, raw_group, reason_text, raw_rule))
             level = context.degrade_level
             if level:
                 lines.append(self.style.line(self._degraded_name, "1|c", self._levels[level]))
@@ -983,6 +976,37 @@ class Metrics(Pipeline):
         for event, event_tags in events:
             lines.append(self._event_line(event, "1|c", event_tags))
         return lines
+
+    def _request_template_for(self, raw_key: tuple[str | None, ...]) -> tuple[str, str] | str:
+        """The timer line's template for these raw tag values (cached: most
+        requests repeat a few raw combinations, found without sanitising them again)."""
+        template = self._raw_templates.get(raw_key)
+        if template is None:
+            key = self._request_key(raw_key)
+            template = self._request_templates.get(key)
+            if template is None:
+                template = self._request_template(key)
+            if len(self._raw_templates) < self._CACHE_LIMIT:
+                self._raw_templates[raw_key] = template
+        return template
+
+    def _decision_line_for(self, route: str, group: str | None, reason: str | None, rule: str | None) -> str:
+        """The decision counter's line for these raw values (cached as the timer's template is)."""
+        raw_decision = (route, group, reason, rule)
+        line = self._raw_decision_lines.get(raw_decision)
+        if line is None:
+            decision_key = (
+                self._route.get(route),
+                self._group.get(group),
+                self._reason.get(reason if reason is not None else "split"),
+                self._rule.get(rule),
+            )
+            line = self._decision_lines.get(decision_key)
+            if line is None:
+                line = self._decision_line(decision_key)
+            if len(self._raw_decision_lines) < self._CACHE_LIMIT:
+                self._raw_decision_lines[raw_decision] = line
+        return line
 
     # Combinations of bounded dimensions are cached, up to this many; past
     # it, lines are built each time.

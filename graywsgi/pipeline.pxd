@@ -26,6 +26,11 @@ cdef class Exchange(RequestScope):
 cdef Exchange _new_exchange(Pipeline pipeline, start_response)
 
 
+cdef class TimingStep:
+    cpdef begin(self, Exchange exchange, dict environ)
+    cpdef finish(self, Exchange exchange, bint raised)
+
+
 cdef class DecisionStep:
     cpdef route(self, dict environ, context, Exchange exchange)
     cpdef retry(self, dict environ, Exchange exchange, iterable)
@@ -38,7 +43,7 @@ cdef class Pipeline:
     cdef public object _step
     cdef public bint _fused
     cdef public object _adopters
-    cdef public object _metrics
+    cdef public TimingStep _metrics
     cdef public IdentifierReader _extraction
     cdef public IdentifierReader _implicit
     cdef public DecisionStep _decision

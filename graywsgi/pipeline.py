@@ -61,7 +61,7 @@ if t.TYPE_CHECKING:  # pragma: no cover
 
     from graywsgi.identifiers import IdentifierReader
 
-__all__ = ["Pipeline", "DecisionStep", "Exchange", "METRICS", "EXTRACTION", "DECISION"]
+__all__ = ["Pipeline", "TimingStep", "DecisionStep", "Exchange", "METRICS", "EXTRACTION", "DECISION"]
 
 #: The stages of the request path, in order; a layer adopts only later ones.
 METRICS, EXTRACTION, DECISION = 0, 1, 2
@@ -69,29 +69,33 @@ METRICS, EXTRACTION, DECISION = 0, 1, 2
 
 class Exchange(RequestScope):
     """One request through a :class:`Pipeline`: its response, plus what the
-    steps finish when the response ends (the outcome, the timing)."""
+    steps finish when the response ends (the outcome, the timing). Its fields
+    start as a :class:`~graywsgi._closing.RequestScope`'s do."""
 
-    __slots__ = (
-        "pipeline", "environ", "finishing", "started", "events", "route", "admission", "guarded_at", "original",
-        "rules", "decision",
-    )
+    #: The pipeline whose steps finish the response.
+    pipeline: Pipeline
+    #: The request's environ while the response is open (Metrics reads what
+    #: the layers decided from it); dropped at the end.
+    environ: WSGIEnvironment | None
+    #: Whether a step waits for the end of the response.
+    finishing: bool
+    #: Metrics: ``perf_counter()`` at the start, and the events :func:`~graywsgi.metrics.note` added.
+    started: float
+    events: list[tuple[str, dict[str, str]]] | None
+    #: Guard: the route whose outcome is recorded (``None``: none), the
+    #: breaker's admission (``None``: the baseline) and its clock at the start.
+    route: t.Any
+    admission: t.Any
+    guarded_at: float
+    #: Guard, while a canary's status is held: the environ before the canary
+    #: saw it, the rule set that decided and the canary's decision.
+    original: WSGIEnvironment | None
+    rules: t.Any
+    decision: t.Any
 
     def __init__(self, pipeline: Pipeline, start_response: StartResponse) -> None:
         RequestScope.__init__(self, start_response)
         self.pipeline = pipeline
-        #: The request's environ while the response is open (Metrics reads
-        #: what the layers decided from it); dropped at the end.
-        self.environ: WSGIEnvironment | None = None
-        #: Whether a step waits for the end of the response.
-        self.finishing = False
-        self.started = 0.0  # Metrics: perf_counter() at the start
-        self.events: list[tuple[str, dict[str, str]]] | None = None  # Metrics: note()
-        self.route: t.Any = None  # Guard: the route whose outcome is recorded (None: none)
-        self.admission: t.Any = None  # Guard: the breaker's admission (None: the baseline)
-        self.guarded_at = 0.0  # Guard: its clock at the start
-        self.original: WSGIEnvironment | None = None  # Guard: the environ before a held canary saw it
-        self.rules: t.Any = None  # Guard: the rule set that decided a held canary
-        self.decision: t.Any = None  # Guard: the held canary's decision
 
     def restart(self) -> None:
         """Forget a held response that was given up: the next one starts afresh."""
@@ -115,15 +119,32 @@ class Exchange(RequestScope):
                     self.environ = None
 
 
+if not cython.compiled:  # plain Python: the class attributes stand in for the fields' first values
+    for _name, _value in {"pipeline": None, "environ": None, "finishing": False, "started": 0.0, "events": None,
+                          "route": None, "admission": None, "guarded_at": 0.0, "original": None, "rules": None,
+                          "decision": None}.items():
+        setattr(Exchange, _name, _value)
+
+
 def _new_exchange(pipeline: Pipeline, start_response: StartResponse) -> Exchange:
-    """``Exchange(pipeline, start_response)``; compiled, without the call to ``__init__``."""
-    if cython.compiled:
-        exchange = Exchange.__new__(Exchange)  # every field None, 0 or False
-        exchange.pipeline = pipeline
-        exchange.start_response = start_response
-        exchange.calling = True
-        return exchange
-    return Exchange(pipeline, start_response)
+    """``Exchange(pipeline, start_response)``, without the call to ``__init__``."""
+    exchange = Exchange.__new__(Exchange)  # every other field None, 0 or False
+    exchange.pipeline = pipeline
+    exchange.start_response = start_response
+    exchange.calling = True
+    return exchange
+
+
+class TimingStep:
+    """What a timing layer (Metrics) does per request."""
+
+    def begin(self, exchange: Exchange, environ: WSGIEnvironment) -> None:
+        """The request enters: note what the end of its response needs."""
+        raise NotImplementedError
+
+    def finish(self, exchange: Exchange, raised: bool) -> None:
+        """The response ended (``raised``: with an error)."""
+        raise NotImplementedError
 
 
 class DecisionStep:
@@ -159,7 +180,7 @@ class Pipeline:
         self._step: t.Any = None
         self._fused = False
         self._adopters: weakref.WeakSet[Pipeline] = weakref.WeakSet()
-        self._metrics: t.Any = None
+        self._metrics: TimingStep | None = None
         self._extraction: IdentifierReader | None = None
         self._implicit: IdentifierReader | None = None
         self._decision: DecisionStep | None = None

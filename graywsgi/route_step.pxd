@@ -1,22 +1,28 @@
 # C types for graywsgi/route_step.py when Cython compiles it (see graywsgi/speedups.py).
 
+cimport cython
+
 from graywsgi cimport _capi
 from graywsgi.decision cimport request_facts
 from graywsgi.guard cimport Guard
+from graywsgi.routing cimport CompiledRules
+from graywsgi.store cimport RuleStore
 from graywsgi.pipeline cimport DecisionStep, Exchange
 
 
 cdef class RouteStep(DecisionStep):
     cdef public object router
-    cdef public object store
+    cdef public RuleStore store
     cdef public Guard guard
     cdef public dict apps
     cdef public double proxy_timeout
     cdef public dict proxies
     cdef public object proxies_lock
 
-    cpdef record(self, dict environ, context, rules, decision)
-    cpdef target(self, rules, route)
+    @cython.locals(rules=CompiledRules)
+    cpdef route(self, dict environ, context, Exchange exchange)
+    cpdef record(self, dict environ, context, CompiledRules rules, decision)
+    cpdef target(self, CompiledRules rules, route)
 
 
 cpdef bint retryable(dict environ) except -1

@@ -83,10 +83,10 @@ class RouteStep(DecisionStep):
 
     def route(self, environ: WSGIEnvironment, context: GrayContext, exchange: Exchange) -> WSGIApplication:
         """Decide and record the route; the application to call."""
-        rules = self.store.current()  # one rule set for the whole request
+        rules: CompiledRules = self.store.current()  # one rule set for the whole request
         guard = self.guard
         plan_weight = None
-        if guard is not None and rules.ruleset.plan is not None:
+        if guard is not None and rules.plan is not None:
             plan_weight = self.router._plan_weight(rules)
         try:
             decision = rules.decide(
@@ -96,14 +96,14 @@ class RouteStep(DecisionStep):
             )
         except Exception:
             logger.exception("graywsgi routing failed; sending the request to the default cluster")
-            decision = Decision(rules.ruleset.default_cluster, rules.default_group, None, "error")
+            decision = Decision(rules.default_cluster, rules.default_group, None, "error")
         if decision is None:
             return not_found
         route = _capi.item(decision, 0) if cython.compiled else decision.route
         if guard is None:
             self.record(environ, context, rules, decision)
             return self.target(rules, route)
-        default = rules.ruleset.default_cluster
+        default = rules.default_cluster
         if route != default:
             try:
                 admission, why = guard.admit(route)
@@ -158,7 +158,7 @@ class RouteStep(DecisionStep):
         canary: Decision = exchange.decision
         exchange.route = exchange.admission = exchange.original = exchange.rules = exchange.decision = None
         exchange.restart()
-        default = rules.ruleset.default_cluster
+        default = rules.default_cluster
         retried = Decision(default, rules.default_group, canary.rule, "retried on the default cluster")
         self.record(original, original[ENVIRON_KEY], rules, retried)
         retried_context = environ[ENVIRON_KEY] = original[ENVIRON_KEY]  # what outer layers (metrics) read at close

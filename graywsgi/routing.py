@@ -220,6 +220,9 @@ class CompiledRules:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         self.version_id = ruleset.version_id
+        #: The default cluster and the rollout plan, as in the rule set (read per request).
+        self.default_cluster = ruleset.default_cluster
+        self.plan = ruleset.plan
         clusters = ruleset.clusters
         if not clusters:
             raise RuleError(("clusters",), "at least one cluster is required")

@@ -47,6 +47,7 @@ COMPILED_MODULES = (
     "graywsgi.pipeline",
     "graywsgi.identifiers",
     "graywsgi.route_step",
+    "graywsgi.metrics_step",
     "graywsgi.guard",
     "graywsgi.breaker",
     "graywsgi.window",

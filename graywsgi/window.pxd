@@ -10,7 +10,8 @@ cdef class SlidingWindow:
     cdef public Py_ssize_t buckets
     cdef public double bucket_seconds
     cdef public object _clock
-    cdef public object _lock
+    cdef object _guard
+    cdef tuple _lock_calls
     cdef public object _requests
     cdef public object _errors
     cdef public object _slow
@@ -35,7 +36,8 @@ cdef class LatencyWindow:
     cdef public Py_ssize_t buckets
     cdef public double bucket_seconds
     cdef public object _clock
-    cdef public object _lock
+    cdef object _guard
+    cdef tuple _lock_calls
     cdef public list _counts
     cdef public list _seconds
     cdef public long long _newest

@@ -178,6 +178,16 @@ class SlidingWindow:
     def __repr__(self) -> str:
         return f"SlidingWindow(buckets={self.buckets}, bucket_seconds={self.bucket_seconds})"
 
+    @property
+    def _lock(self) -> t.Any:
+        """The lock around the counters (a test may replace it, to show it is needed)."""
+        return self._guard
+
+    @_lock.setter
+    def _lock(self, lock: t.Any) -> None:
+        self._guard = lock
+        self._lock_calls = (lock.acquire, lock.release)  # bound once: the hot path calls them
+
     def record(self, *, error: bool, slow: bool) -> None:
         """Count one request.
 
@@ -191,8 +201,8 @@ class SlidingWindow:
         errors, slow)``: the breaker's hot path, one lock round instead of
         two."""
         bucket = self._bucket_now()
-        lock = self._lock
-        lock.acquire()  # cheaper than ``with`` on this path
+        acquire, release = self._lock_calls
+        acquire()  # cheaper than ``with`` on this path
         try:
             if bucket > self._newest:
                 self._expire(bucket)
@@ -207,7 +217,7 @@ class SlidingWindow:
                 self._total_slow += 1
             return self._total_requests, self._total_errors, self._total_slow
         finally:
-            lock.release()
+            release()
 
     def totals(self) -> WindowTotals:
         """The counts over the window as of now."""
@@ -289,14 +299,24 @@ class LatencyWindow:
         self._newest = int(clock() / self.bucket_seconds)
         self._slot = self._newest % buckets
 
+    @property
+    def _lock(self) -> t.Any:
+        """The lock around the counters (a test may replace it, to show it is needed)."""
+        return self._guard
+
+    @_lock.setter
+    def _lock(self, lock: t.Any) -> None:
+        self._guard = lock
+        self._lock_calls = (lock.acquire, lock.release)  # bound once: the hot path calls them
+
     def record(self, seconds: float) -> None:
         """Count one response that took ``seconds``."""
         if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
             bucket = int(_capi.monotonic_now() / self.bucket_seconds)
         else:
             bucket = int(self._clock() / self.bucket_seconds)
-        lock = self._lock
-        lock.acquire()  # cheaper than ``with`` on this path
+        acquire, release = self._lock_calls
+        acquire()  # cheaper than ``with`` on this path
         try:
             if bucket > self._newest:
                 self._expire(bucket)
@@ -304,7 +324,7 @@ class LatencyWindow:
             self._counts[slot] += 1
             self._seconds[slot] += seconds
         finally:
-            lock.release()
+            release()
 
     def mean(self) -> float | None:
         """Mean seconds per response in the window; ``None`` without any."""
