@@ -5,6 +5,7 @@ from graywsgi cimport _capi
 
 cdef dict _CODES
 cdef object _NOT_PARSED
+cdef object _END
 cpdef object status_code(status)
 
 cdef object _bind(gray)

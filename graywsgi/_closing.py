@@ -74,6 +74,7 @@ OnClose = t.Callable[[bool], None]
 logger = logging.getLogger("graywsgi")
 
 _PLAIN_BODIES = (list, tuple)
+_END = object()  # what next() gives back when a body has no more chunks
 _NOT_PARSED = object()
 #: Status line -> code, for the lines applications send again and again.
 _CODES: dict[str, int | None] = {}
@@ -264,24 +265,20 @@ class RequestScope:
         if iterator is None:
             iterator = self._iterator = iter(self.body)  # type: ignore[arg-type]
         gray = self.gray
-        if gray is None:
-            try:
-                return next(iterator)
-            except StopIteration:
-                raise
-            except BaseException:
-                self.raised = True
-                raise
-        token = _bind(gray)
+        # next() with a default, not a caught StopIteration: compiled, ending
+        # the iteration then costs no traceback (one per response otherwise).
+        token = _bind(gray) if gray is not None else None
         try:
-            return next(iterator)
-        except StopIteration:
-            raise
+            chunk = next(iterator, _END)
         except BaseException:
             self.raised = True
             raise
         finally:
-            _unbind(token)
+            if token is not None:
+                _unbind(token)
+        if chunk is _END:
+            raise StopIteration
+        return chunk  # type: ignore[return-value]  # bytes: _END was not returned
 
     def close(self) -> None:
         """Close the app's iterable, then run what waits for the end, exactly once."""
@@ -400,17 +397,18 @@ class _Joined:
         if iterator is None:
             iterator = self._iterator = iter(self.iterable)
         gray = self.scope.gray
-        token = _current_context.set(gray) if gray is not None else None
+        token = _bind(gray) if gray is not None else None
         try:
-            return next(iterator)
-        except StopIteration:
-            raise
+            chunk = next(iterator, _END)
         except BaseException:
             self.scope.raised = True
             raise
         finally:
             if token is not None:
-                _current_context.reset(token)
+                _unbind(token)
+        if chunk is _END:
+            raise StopIteration
+        return chunk  # type: ignore[return-value]  # bytes: _END was not returned
 
     def close(self) -> None:
         close = getattr(self.iterable, "close", None)

@@ -56,6 +56,7 @@ COMPILED_MODULES = (
     "graywsgi.hashing",
     "graywsgi.store",
     "graywsgi.state",
+    "graywsgi._request_ids",
 )
 
 #: Set to ``1`` to run the plain Python modules although compiled ones exist.
