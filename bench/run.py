@@ -53,6 +53,20 @@ from werkzeug.test import create_environ
 from graywsgi import CanarySplit, Extraction, Router
 from graywsgi.guard import Guard
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
+import budgets  # bench/budgets.py
+from budgets import (  # the case names the budget summary reads
+    CORE,
+    CORE_METRICS,
+    FLOOR,
+    FUSED,
+    IN_APP_CORE,
+    IN_APP_FLOOR,
+    PV_CORE,
+    PV_CORE_ONLY,
+    PV_FLOOR,
+    PV_OURS,
+    RULES,
+)
 from fused_floor import FusedFloor  # bench/fused_floor.py
 from reference import Reference  # bench/reference.py
 
@@ -327,6 +341,12 @@ def core_chain(app: WSGIApplication = bare_app, **guard: t.Any) -> WSGIApplicati
     return Extraction(Router(app, all_canary(), apps={"canary": app}, guard=Guard(**guard)))
 
 
+def unfused_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
+    """The core chain with a pass-through between Extraction and the Router: two pipelines, not one
+    (what the stack cost before its layers fused, plus one do-nothing call)."""
+    return Extraction(PassThrough(Router(app, all_canary(), apps={"canary": app}, guard=Guard())))
+
+
 def light_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
     """Extraction + CanarySplit + one breaker-window admit/record per request."""
     return Extraction(CanarySplit(WindowRecord(app), percent=15))
@@ -362,38 +382,24 @@ class Case(t.NamedTuple):
     group: str = "layers"
 
 
-FLOOR = "bare WSGI (floor)"
 REFERENCE = "reference: header + FNV + context, hand-written"
-FUSED = "fused floor: one class, a subset of the core chain's work"
 FLASK = "Flask hello-world"
 #: The issue's figures for its reference machine (µs): bare, Flask, the reference approximation.
 ISSUE_FIGURES = {FLOOR: 0.23, FLASK: 44.0, REFERENCE: 1.3}
-IN_APP_FLOOR = "Flask request, then bare callable"
-IN_APP_CORE = "Flask request, then core chain"
-CORE = "core chain: Extraction + Router + Guard, metrics off"
+CORE_UNFUSED = "core chain, not fused (a pass-through between the layers)"
 CORE_NO_RETRY = "core chain, Guard(retry_on_stable=False)"
 EXTRACTION_FLASK = "Extraction + Flask hello-world"
 CORE_FLASK = "core chain + Flask hello-world"
 EVOLUTION_OTHER = "ProtocolEvolution, a path it does not manage"
 EVOLUTION_OLD = "ProtocolEvolution, old API in compat (3 headers added)"
 METRICS_ALONE = "Metrics alone (dogstatsd, UDP), no gray context"
-CORE_METRICS = "core chain + Metrics (dogstatsd, UDP)"
 FULL = "full chain: Metrics + core + PreValidation, JSON body"
 FULL_FLOOR = "full chain's environ change alone (its floor)"
-PV_FLOOR = "[pv] floor (bare app, same environ copy)"
-PV_OURS = "[pv] graywsgi PreValidation"
-PV_CORE = "[pv] openapi-core, as middleware"
-PV_CORE_ONLY = "[pv] openapi-core, validate_request only"
 BR_OURS = "[breaker] graywsgi window admit + record"
 BR_PEER = "[breaker] pybreaker CircuitBreaker.call"
 SPLIT_OURS = "[split] graywsgi CanarySplit (context given)"
 SPLIT_PEER = "[split] GrowthBook 15 % rollout"
 SPLIT_FLOOR = "[split] context given, no split (floor)"
-RULES = {
-    10: "Extraction + Router, 10 host/prefix rules",
-    1_000: "Extraction + Router, 1,000 rules",
-    10_000: "Extraction + Router, 10,000 rules",
-}
 
 
 def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
@@ -404,6 +410,7 @@ def all_cases(port: int, spec: Path, *, peers: bool = True) -> dict[str, Case]:
     found[EVOLUTION_OLD] = Case(evolution(), old_api)
     found[METRICS_ALONE] = Case(metrics_on(bare_app, port), environ)
     found[CORE] = Case(core_chain(), environ, group="chain")
+    found[CORE_UNFUSED] = Case(unfused_core_chain(), environ, group="chain")
     found[CORE_NO_RETRY] = Case(core_chain(retry_on_stable=False), environ, group="chain")
     found["light core: Extraction + CanarySplit + window record"] = Case(light_core_chain(), environ, group="chain")
     found[FUSED] = Case(FusedFloor(bare_app), environ, group="chain")
@@ -521,7 +528,10 @@ def profile_core(requests: int, top: int = 18) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
-def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
+def draw_plot(results: dict[str, dict[str, float]], path: str, main_path: str = "",
+              chain: dict[str, dict[str, float]] | None = None) -> None:
+    """Per-layer cost bars and rule scaling; the core chain's bars also for the
+    other path in ``chain`` (path -> case -> median ns), when it was timed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -539,6 +549,7 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
         (EVOLUTION_OLD, FLOOR),
         (METRICS_ALONE, FLOOR),
         (CORE, FLOOR),
+        (CORE_UNFUSED, FLOOR),
         (CORE_NO_RETRY, FLOOR),
         (IN_APP_CORE, IN_APP_FLOOR),
         (CORE_METRICS, FLOOR),
@@ -552,8 +563,15 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
         (FLASK, FLOOR),
     ]
     layers = [(name, base) for name, base in layers if name in results and base in results]
-    names = [name for name, _ in layers]
+    names = [f"{name} ({main_path})" if name in (CORE, CORE_UNFUSED, CORE_METRICS) and main_path else name
+             for name, _ in layers]
     added = [max(results[name]["median_ns"] - results[base]["median_ns"], 1.0) / 1000 for name, base in layers]
+    for other, med in (chain or {}).items():
+        if other == main_path:
+            continue
+        for name in (CORE, CORE_UNFUSED, CORE_METRICS):
+            names.append(f"{name} ({other})")
+            added.append(max(med[name] - med[FLOOR], 1.0) / 1000)
     colors = ["#c0504d" if ("openapi" in n or "pybreaker" in n or "GrowthBook" in n or n == FLASK)
               else "#9a9a9a" if n in (REFERENCE, FUSED) else "#4f81bd" for n in names]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [2.2, 1]})
@@ -579,49 +597,6 @@ def draw_plot(results: dict[str, dict[str, float]], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def budget_rows(results: dict[str, dict[str, float]], memory: list[dict[str, float]],
-                server: dict[str, t.Any] | None) -> list[tuple[str, str, str, bool | None]]:
-    """(budget, limit, measured, passed) for DESIGN §5; ``None`` = not measured in this run."""
-    med = {name: row["median_ns"] for name, row in results.items()}
-    rows: list[tuple[str, str, str, bool | None]] = []
-    core_added = med[CORE] - med[FLOOR]
-    in_app = med[IN_APP_CORE] - med[IN_APP_FLOOR]
-    fused = f"; fused floor: {(med[FUSED] - med[FLOOR]) / 1000:.2f} µs" if FUSED in med else ""
-    rows.append(("core chain over bare", "<= 2.5 µs",
-                 f"{core_added / 1000:.2f} µs (after a Flask request: {in_app / 1000:.2f} µs{fused})",
-                 core_added <= 2_500))
-    metrics_added = med[CORE_METRICS] - med[FLOOR]
-    rows.append(("core chain + metrics over bare", "<= 6 µs",
-                 f"{metrics_added / 1000:.2f} µs (metrics alone +{(med[CORE_METRICS] - med[CORE]) / 1000:.2f} µs)",
-                 metrics_added <= 6_000))
-    if PV_OURS in med:
-        ours = med[PV_OURS] - med[PV_FLOOR]
-        peer = med[PV_CORE] - med[PV_FLOOR]
-        only = med[PV_CORE_ONLY] - med[PV_FLOOR]
-        rows.append(("pre-validation vs openapi-core", ">= 20x cheaper",
-                     f"{peer / ours:.1f}x as middleware, {only / ours:.1f}x validate_request only", min(peer, only) / ours >= 20))
-    ratio = med[RULES[10_000]] / med[RULES[10]]
-    rows.append(("10,000 rules vs 10", "<= 1.2x", f"{ratio:.3f}x", ratio <= 1.2))
-    if server:
-        worst = min(server["ratios"].values())
-        added = server.get("added_us", {})
-        text = ", ".join(f"{k} {v * 100:.1f} % (+{added[k]:.0f} µs/req)" if k in added else f"{k} {v * 100:.1f} %"
-                         for k, v in server["ratios"].items())
-        rows.append(("gunicorn req/s with core chain", ">= 95 %", text, worst >= 0.95))
-    else:
-        rows.append(("gunicorn req/s with core chain", ">= 95 %", "not run (--no-server)", None))
-    if memory:
-        first, last = memory[0], memory[-1]
-        traced = last["traced_kib"] - first["traced_kib"]
-        rss = last["rss_kib"] - first["rss_kib"]
-        flat = traced <= 256 and rss <= 4_096
-        rows.append(("memory flat (full chain)", "traced +<=256 KiB, RSS +<=4 MiB",
-                     f"after {last['requests']:,.0f} req: traced {traced:+.1f} KiB, RSS {rss:+,.0f} KiB", flat))
-    else:
-        rows.append(("memory flat (full chain)", "flat", "not run", None))
-    return rows
 
 
 def pin_to_one_cpu() -> set[int] | None:
@@ -678,6 +653,59 @@ def memory_checkpoints(text: str) -> list[int]:
     return [count for count in counts if count > 0]
 
 
+def path_in_use() -> str:
+    """``compiled`` or ``pure Python``: which graywsgi this process runs (graywsgi.speedups)."""
+    import graywsgi.speedups
+
+    return budgets.COMPILED if graywsgi.speedups.compiled() else budgets.PURE
+
+
+#: The cases the other path's process times (with its own floor).
+CHAIN_CASES = (FLOOR, "pass-through layer", FUSED, CORE, CORE_UNFUSED, METRICS_ALONE, CORE_METRICS)
+
+
+def time_cases(apps: dict[str, Case], repeat: int, target: float) -> dict[str, dict[str, float]]:
+    """Median, spread and loops of each case, in ns per request (round-robin repetitions)."""
+    loops_for = {name: calibrate_case(case, target) for name, case in apps.items()}
+    # Repetitions go round-robin over the cases, so a noisy moment on the
+    # shared machine hits every case alike and same-run ratios stay fair.
+    samples_for: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(repeat):
+        for name, case in apps.items():
+            loops = loops_for[name]
+            samples_for[name].append(run_case(case, loops) / loops * 1e9)
+    results: dict[str, dict[str, float]] = {}
+    for name, samples in samples_for.items():
+        results[name] = {"median_ns": statistics.median(samples), "min_ns": min(samples), "max_ns": max(samples),
+                         "loops": loops_for[name]}
+    floor = results[FLOOR]["median_ns"]
+    for row in results.values():
+        row["ratio_to_floor"] = row["median_ns"] / floor
+    return results
+
+
+def other_path(args: argparse.Namespace, mode: str) -> tuple[str, dict[str, dict[str, float]] | None]:
+    """The chain's cases timed by a second process running the other path: (its path, its results).
+
+    ``None`` when that path is not available (no compiled fast path built).
+    """
+    import subprocess
+
+    import graywsgi.speedups
+
+    other = budgets.PURE if mode == budgets.COMPILED else budgets.COMPILED
+    env = {**os.environ, graywsgi.speedups.PURE_PYTHON_ENV: "1" if other == budgets.PURE else ""}
+    command = [sys.executable, __file__, "--only-chain", "--json", "--repeat", str(args.repeat),
+               "--target", str(args.target), *(["--no-pin"] if args.no_pin else [])]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {other} run failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    report = json.loads(done.stdout)
+    if report["path"] != other:  # asked for the compiled path where none is built
+        return other, None
+    return other, report["cases"]
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=positive(int), default=7)
@@ -689,17 +717,23 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                              "default 100000,1000000, --quick: 2000")
     parser.add_argument("--no-pin", action="store_true",
                         help="leave the in-process loop and the gunicorn A/B to the scheduler")
-    parser.add_argument("--no-server", action="store_true", help="skip the gunicorn A/B (bench/gunicorn_ab.py)")
+    parser.add_argument("--no-server", action="store_true",
+                        help="skip the gunicorn A/B and the in-worker timing (bench/gunicorn_ab.py, bench/in_worker.py)")
     parser.add_argument("--no-peers", action="store_true", help="skip openapi-core, pybreaker and GrowthBook")
+    parser.add_argument("--no-other-path", action="store_true",
+                        help="time only the path this process runs (compiled or plain Python), not the other")
+    parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts (bench/callgrind.py)")
     parser.add_argument("--plot", metavar="PATH", help="write the per-layer / rule-scaling plot (PNG or SVG)")
     parser.add_argument("--profile", type=positive(int), nargs="?", const=200_000, metavar="REQUESTS",
                         help="cProfile the core chain and exit")
+    parser.add_argument("--only-chain", action="store_true", help=argparse.SUPPRESS)  # the other path's run
     args = parser.parse_args(argv)
     if args.profile:
         profile_core(args.profile)
         return 0
     if args.quick:
         args.repeat, args.target = 3, 0.01
+    mode = path_in_use()
     checkpoints = args.memory if args.memory is not None else ([2000] if args.quick else [100_000, 1_000_000])
     from prevalidation import write_spec  # bench/prevalidation.py
 
@@ -709,59 +743,69 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     sink.bind(("127.0.0.1", 0))
     port = sink.getsockname()[1]
     restore = None
+    memory: list[dict[str, float]] = []
     try:
         restore = None if args.no_pin else pin_to_one_cpu()
+        if args.only_chain:
+            chain_apps = {name: case for name, case in all_cases(port, spec, peers=False).items() if name in CHAIN_CASES}
+            print(json.dumps({"path": mode, "cases": time_cases(chain_apps, args.repeat, args.target)}))
+            return 0
         check_outcomes(port, spec)
-        apps = all_cases(port, spec, peers=not args.no_peers)
-        loops_for = {name: calibrate_case(case, args.target) for name, case in apps.items()}
-        # Repetitions go round-robin over the cases, so a noisy moment on the
-        # shared machine hits every case alike and same-run ratios stay fair.
-        samples_for: dict[str, list[float]] = {name: [] for name in apps}
-        for _ in range(args.repeat):
-            for name, case in apps.items():
-                loops = loops_for[name]
-                samples_for[name].append(run_case(case, loops) / loops * 1e9)
+        results = time_cases(all_cases(port, spec, peers=not args.no_peers), args.repeat, args.target)
         print("timed cases done", file=sys.stderr)
         memory = memory_run(port, spec, checkpoints) if checkpoints else []
     finally:
         sink.close()
         if restore is not None:
             os.sched_setaffinity(0, restore)  # the gunicorn A/B pins its own processes
-    results: dict[str, dict[str, float]] = {}
-    for name, samples in samples_for.items():
-        results[name] = {
-            "median_ns": statistics.median(samples),
-            "min_ns": min(samples),
-            "max_ns": max(samples),
-            "loops": loops_for[name],
-        }
-    floor = results[FLOOR]["median_ns"]
-    for row in results.values():
-        row["ratio_to_floor"] = row["median_ns"] / floor
-    server = None
+    other_mode, other_results = (None, None) if args.no_other_path else other_path(args, mode)
+    medians = {name: row["median_ns"] for name, row in results.items()}
+    chain: dict[str, dict[str, float]] = {mode: medians}
+    if other_mode is not None and other_results is not None:
+        chain[other_mode] = {name: row["median_ns"] for name, row in other_results.items()}
+    server = in_worker = None
     if not args.no_server:
         import gunicorn_ab  # bench/gunicorn_ab.py
+        import in_worker as in_worker_bench  # bench/in_worker.py
 
         gunicorn_ab.exit_on_sigterm()  # a stopped run still stops its servers
         server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
+        in_worker = in_worker_bench.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
+    instructions = None
+    if not args.no_callgrind:
+        import callgrind  # bench/callgrind.py
+
+        counted = callgrind.run(quick=args.quick, log=sys.stderr)
+        instructions = counted["instructions"]
     if args.plot:
-        draw_plot(results, args.plot)
-    budgets = budget_rows(results, memory, server)
-    chain = results["Extraction + CanarySplit (chain so far)"]["median_ns"]
+        draw_plot(results, args.plot, mode, chain)
+    rows = budgets.budget_rows(medians, chain, memory, server, in_worker, instructions, main_path=mode)
+    floor = results[FLOOR]["median_ns"]
     if args.json:
         print(json.dumps({
-            "cases": results, "chain_added_ns": chain - floor, "memory": memory, "server": server,
+            "path": mode, "cases": results, "other_path": {"path": other_mode, "cases": other_results},
+            "memory": memory, "server": server, "in_worker": in_worker, "instructions": instructions,
             "pinned": restore is not None,
-            "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in budgets],
+            "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in rows],
         }, indent=2))
         return 0
+    print(f"graywsgi path timed in this process: {mode}")
     print(f"{'case':58} {'median ns':>10} {'spread ns':>17} {'x floor':>8}")
     for name, row in results.items():
         spread = f"{row['min_ns']:.0f}-{row['max_ns']:.0f}"
         print(f"{name:58} {row['median_ns']:10.0f} {spread:>17} {row['ratio_to_floor']:8.2f}")
+    if other_results is not None:
+        print(f"\nthe same chain cases, {other_mode} (a second process, its own floor):")
+        for name, row in other_results.items():
+            spread = f"{row['min_ns']:.0f}-{row['max_ns']:.0f}"
+            print(f"{name:58} {row['median_ns']:10.0f} {spread:>17} {row['ratio_to_floor']:8.2f}")
     print(f"\nin-process loop {'pinned to one CPU' if restore is not None else 'not pinned'}")
     print(machine_line(results))
-    print(f"chain so far adds {chain - floor:.0f} ns per request over the bare floor (same-run medians)")
+    for path, med in chain.items():
+        fused, unfused = med[CORE] - med[FLOOR], med[CORE_UNFUSED] - med[FLOOR]
+        passing = med["pass-through layer"] - med[FLOOR]
+        print(f"{path}: core chain {fused:,.0f} ns over the floor fused, {unfused:,.0f} ns with a pass-through"
+              f" ({passing:,.0f} ns of it) between the layers, so not fused")
     alone = results[CORE]["median_ns"] - floor
     company = results[IN_APP_CORE]["median_ns"] - results[IN_APP_FLOOR]["median_ns"]
     print(f"core chain: {alone:,.0f} ns over the bare floor alone, {company:,.0f} ns right after a Flask request"
@@ -778,14 +822,15 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         for row in memory:
             print(f"{'':33} {row['requests']:>9,.0f} {row['rss_kib']:>9,.0f} {row['traced_kib']:>11,.1f}"
                   f" {row['traced_peak_kib']:>9,.1f} {row['blocks']:>9,.0f}")
-    if server:
+    for report in (server, in_worker):
+        if report:
+            print()
+            print(report["table"])
+    if instructions is not None:
         print()
-        print(server["table"])
-    print("\nbudget summary (DESIGN §5; same-run medians)")
-    print(f"{'budget':34} {'limit':32} {'result':6} measured")
-    for budget, limit, measured, passed in budgets:
-        verdict = "n/a" if passed is None else ("PASS" if passed else "MISS")
-        print(f"{budget:34} {limit:32} {verdict:6} {measured}")
+        print(counted["table"])
+    print()
+    print(budgets.summary(rows))
     return 0
 
 

@@ -237,7 +237,8 @@ class SlidingWindow:
 
     def _bucket_now(self) -> int:
         if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
-            return int(_capi.monotonic_now() / self.bucket_seconds)
+            # A monotonic reading is finite and positive: C's truncation is int()'s.
+            return cython.cast(cython.longlong, _capi.monotonic_now() / self.bucket_seconds)  # type: ignore[no-any-return]
         return int(self._clock() / self.bucket_seconds)
 
     def _expire(self, bucket: int) -> None:
@@ -312,7 +313,7 @@ class LatencyWindow:
     def record(self, seconds: float) -> None:
         """Count one response that took ``seconds``."""
         if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
-            bucket = int(_capi.monotonic_now() / self.bucket_seconds)
+            bucket = cython.cast(cython.longlong, _capi.monotonic_now() / self.bucket_seconds)  # as above
         else:
             bucket = int(self._clock() / self.bucket_seconds)
         acquire, release = self._lock_calls

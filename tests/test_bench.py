@@ -41,7 +41,7 @@ def run_bench(*arguments: str, timeout: float = 240) -> subprocess.CompletedProc
 
 def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     plot = tmp_path / "layers.png"
-    done = run_bench("bench/run.py", "--quick", "--plot", str(plot))
+    done = run_bench("bench/run.py", "--quick", "--no-callgrind", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000  # the plot was drawn
     out = done.stdout
@@ -58,13 +58,19 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     assert "memory, full chain, tracemalloc on" in out
     assert "gunicorn, Flask hello-world" in out
     assert "B/A        rounds     added" in out  # paired ratio, its rounds' range, the µs added per request
+    assert "core chain, not fused (a pass-through between the layers)" in out
+    assert "inside a gunicorn sync worker" in out  # bench/in_worker.py ran too
     assert "budget summary" in out
     summary = out.split("budget summary", 1)[1]
-    for budget in ("core chain over bare", "core chain + metrics over bare", "pre-validation vs openapi-core",
-                   "10,000 rules vs 10", "gunicorn req/s with core chain", "memory flat"):
+    for budget in ("core chain over bare, compiled", "core chain over bare, pure Python",
+                   "core chain + metrics over bare, compiled", "pre-validation vs openapi-core",
+                   "10,000 rules vs 10", "gunicorn req/s with core chain, sync", "gunicorn req/s with core chain, gthread",
+                   "core chain inside a gunicorn worker", "memory flat"):
         line = next(line for line in summary.splitlines() if line.startswith(budget))
         assert " PASS " in line or " MISS " in line, line
     assert "; fused floor: " in next(line for line in summary.splitlines() if line.startswith("core chain over bare"))
+    # Both paths were timed: this process's and, in a second process, the other one.
+    assert "the same chain cases, " in out
 
 
 @pytest.mark.parametrize(
@@ -129,3 +135,18 @@ def test_ab_verdict_differs_from_the_ratio_of_medians_when_rounds_drift() -> Non
 def test_ab_verdict_refuses_unpaired_or_empty_rounds(a: list[float], b: list[float]) -> None:
     with pytest.raises(ValueError):
         _gunicorn_ab().paired(a, b)
+
+
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="counts both paths itself: once per test run is enough")
+def test_callgrind_quick_run_counts_instructions_per_request() -> None:
+    done = run_bench("bench/callgrind.py", "--quick", "--json", timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    counted = report["instructions"]["compiled"]
+    floor = counted["bare WSGI (floor)"]
+    core = counted["core chain: Extraction + Router + Guard, metrics off"]
+    # The floor is a function call and a list: a few thousand instructions
+    # with the bench loop; the chain does real work on top of it.
+    assert 500 < floor < core
+    assert report["requests"] == [200, 1200]
