@@ -138,7 +138,7 @@ import typing as t
 
 from graywsgi.errors import ConfigurationError
 from graywsgi.extraction_breaker import BreakerState, IllegalTransition
-from graywsgi.window import SlidingWindow, WindowTotals
+from graywsgi.window import MAX_BUCKETS, SlidingWindow, WindowTotals
 
 __all__ = [
     "RouteBreaker",
@@ -274,6 +274,10 @@ class BreakerPolicy:
         _check_seconds("cooldown", self.cooldown)
         _check_int("probes", self.probes)
         _check_int("window_buckets", self.window_buckets)
+        if self.window_buckets > MAX_BUCKETS:
+            raise ConfigurationError(
+                f"BreakerPolicy.window_buckets must be at most {MAX_BUCKETS:,}, got {self.window_buckets:,}"
+            )
 
     def is_slow(self, duration: float) -> bool:
         """Whether a call that took ``duration`` seconds is a slow call

@@ -61,12 +61,12 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``graywsgi`` argument parser."""
-    from graywsgi import __version__
+    from graywsgi import __version__, speedups
 
     parser = argparse.ArgumentParser(
         prog="graywsgi", description="Gray (canary) releases for WSGI applications."
     )
-    parser.add_argument("--version", action="version", version=f"graywsgi {__version__}")
+    parser.add_argument("--version", action="version", version=f"graywsgi {__version__} ({speedups.describe()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     demo = commands.add_parser(

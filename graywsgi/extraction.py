@@ -212,6 +212,8 @@ class Extraction(Pipeline):
 
     @required.setter
     def required(self, names: t.Iterable[str]) -> None:
+        if isinstance(names, str) or not isinstance(names, t.Iterable):
+            raise ConfigurationError(f"required must be a collection of identifier names, got {names!r}")
         required = frozenset(names)
         unknown = required - IDENTIFIERS.keys()
         if unknown:

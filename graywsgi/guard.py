@@ -154,6 +154,9 @@ class Guard:
             raise ConfigurationError(f"state must be a graywsgi.state.StateStore, got {state!r}")
         if not callable(is_error):
             raise ConfigurationError("is_error must be callable")
+        for name, flag in (("refuse_when_open", refuse_when_open), ("retry_on_stable", retry_on_stable)):
+            if not isinstance(flag, bool):
+                raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
         self.policy = policy
         self.state = state if state is not None else MemoryStateStore()
         self.refuse_when_open = refuse_when_open

@@ -382,6 +382,9 @@ class _Health:
 
 _TRANSPORTS = ("udp", "tcp", "unix")
 
+#: The largest payload a UDP datagram over IPv4 can carry (65,535 - 8 - 20).
+MAX_UDP_PAYLOAD = 65_507
+
 
 def _statsd() -> t.Any:
     return importlib.import_module("statsd")
@@ -446,6 +449,10 @@ class StatsdSink:
         for name, value in (("max_udp_size", max_udp_size), ("queue_size", queue_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+        if max_udp_size > MAX_UDP_PAYLOAD:
+            raise ConfigurationError(
+                f"max_udp_size must be at most {MAX_UDP_PAYLOAD:,} (the largest UDP payload), got {max_udp_size:,}"
+            )
         self.host = host
         self.port = port
         self.transport = transport

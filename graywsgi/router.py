@@ -151,8 +151,10 @@ class Router(Pipeline):
         for name, target in routed.items():
             if not callable(target):
                 raise ConfigurationError(f"apps[{name!r}] is not a WSGI application")
-        if not (isinstance(proxy_timeout, (int, float)) and proxy_timeout > 0):
-            raise ConfigurationError(f"proxy_timeout must be > 0 seconds, got {proxy_timeout!r}")
+        if isinstance(proxy_timeout, bool) or not (
+            isinstance(proxy_timeout, (int, float)) and 0 < proxy_timeout < float("inf")
+        ):
+            raise ConfigurationError(f"proxy_timeout must be a finite number of seconds > 0, got {proxy_timeout!r}")
         self._rollout: Rollout | None = None
         self._plan_throttle = Throttle(1.0)
         self._standalone: Extraction | None = None

@@ -21,7 +21,7 @@ To run the plain Python although the extensions are built, set
 Which path is in use::
 
     $ graywsgi --version
-    graywsgi 0.1.0 (compiled fast path: 9 of 9 modules, Cython)
+    graywsgi 0.1.0 (compiled fast path)
 
     >>> import graywsgi.speedups
     >>> graywsgi.speedups.describe() in (

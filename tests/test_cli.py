@@ -123,11 +123,17 @@ def test_bad_arguments_exit_2(argv: list[str], message: str, capsys: pytest.Capt
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     import graywsgi
+    import graywsgi.speedups
 
     with pytest.raises(SystemExit) as excinfo:
         main(["--version"])
     assert excinfo.value.code == 0
-    assert capsys.readouterr().out.strip() == f"graywsgi {graywsgi.__version__}"
+    # The version, then which path runs: "compiled fast path" or "pure Python".
+    out = capsys.readouterr().out.strip()
+    assert out == f"graywsgi {graywsgi.__version__} ({graywsgi.speedups.describe()})"
+    expected = "pure Python" if os.environ.get("GRAYWSGI_PURE_PYTHON") else "compiled fast path"
+    if os.environ.get("CI") == "true" or os.environ.get("GRAYWSGI_PURE_PYTHON"):
+        assert expected in out
 
 
 def test_console_script_is_installed() -> None:
