@@ -72,7 +72,9 @@ def count(case: str, requests: int, pure: str, timeout: float) -> int:
         "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
         "--child", case, str(requests),
     ]
-    env = {**os.environ, "GRAYWSGI_PURE_PYTHON": pure}
+    # A fixed hash seed: with a random one, dict and set layouts (and so the
+    # instructions spent probing them) differ from one run to the next.
+    env = {**os.environ, "GRAYWSGI_PURE_PYTHON": pure, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"valgrind run of {case} failed ({done.returncode}):\n{done.stderr[-2000:]}")
