@@ -79,7 +79,7 @@ def chain_rows(chain: dict[str, dict[str, float]], instructions: dict[str, dict[
 def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memory: list[dict[str, float]],
                 server: dict[str, t.Any] | None, in_worker: dict[str, t.Any] | None,
                 instructions: dict[str, dict[str, int]] | None, *, main_path: str,
-                server_note: str = "not run (--no-server)") -> list[Row]:
+                server_note: str = "not run (--no-server)", scaling: dict[str, t.Any] | None = None) -> list[Row]:
     """(budget, limit, measured, passed); ``passed`` is ``None`` for what this run did not measure.
 
     :param main: the main run's medians (ns) by case.
@@ -95,6 +95,13 @@ def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memo
                      f"{peer / ours:.1f}x as middleware, {only / ours:.1f}x validate_request only", min(peer, only) / ours >= 20))
     ratio = main[RULES[10_000]] / main[RULES[10]]
     rows.append(("10,000 rules vs 10", "<= 1.2x", f"{ratio:.3f}x", ratio <= 1.2))
+    for shape, shape_ratio in (scaling or {}).get("ratios", {}).items():
+        if scaling["indexed"][shape]:  # type: ignore[index]  # set when ratios are
+            rows.append((f"10,000 {shape} rules vs 10", "<= 1.2x", f"{shape_ratio:.3f}x (bench/rule_scaling.py)",
+                         shape_ratio <= 1.2))
+        else:
+            rows.append((f"10,000 {shape} rules vs 10", "not indexed", f"{shape_ratio:,.0f}x (scanned; docs/routing.md)",
+                         None))
     for worker_class in ("sync", "gthread"):
         name = f"gunicorn req/s with core chain, {worker_class}"
         if not server or worker_class not in server["ratios"]:

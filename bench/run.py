@@ -763,6 +763,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     chain: dict[str, dict[str, float]] = {mode: medians}
     if other_mode is not None and other_results is not None:
         chain[other_mode] = {name: row["median_ns"] for name, row in other_results.items()}
+    import rule_scaling  # bench/rule_scaling.py
+
+    scaling = rule_scaling.run(quick=args.quick, log=sys.stderr)
     server = in_worker = None
     if not args.no_server:
         import gunicorn_ab  # bench/gunicorn_ab.py
@@ -779,12 +782,14 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         instructions = counted["instructions"]
     if args.plot:
         draw_plot(results, args.plot, mode, chain)
-    rows = budgets.budget_rows(medians, chain, memory, server, in_worker, instructions, main_path=mode)
+    rows = budgets.budget_rows(medians, chain, memory, server, in_worker, instructions, main_path=mode,
+                               scaling=scaling)
     floor = results[FLOOR]["median_ns"]
     if args.json:
         print(json.dumps({
             "path": mode, "cases": results, "other_path": {"path": other_mode, "cases": other_results},
             "memory": memory, "server": server, "in_worker": in_worker, "instructions": instructions,
+            "rule_scaling": scaling,
             "pinned": restore is not None,
             "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in rows],
         }, indent=2))
@@ -817,6 +822,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             a = results[ours]["median_ns"] - results[base]["median_ns"]
             b = results[peer]["median_ns"] - results[base]["median_ns"]
             print(f"peer: {peer} {b:,.0f} ns vs {ours} {a:,.0f} ns over the same floor: {b / a:.1f}x")
+    print()
+    print(rule_scaling.table(scaling))
     if memory:
         print(f"\nmemory, full chain, tracemalloc on ({'requests':>9} {'RSS KiB':>9} {'traced KiB':>11} {'peak KiB':>9} {'blocks':>9})")
         for row in memory:

@@ -46,9 +46,12 @@ cdef class CompiledRule:
 @cython.final
 cdef class Decider:
     cdef public list rules
-    cdef public object candidates
+    cdef public object index_entry
+    cdef public object with_values
     cdef public dict recent
     cdef public Py_ssize_t recent_limit
+    cdef public Py_ssize_t recent_key_chars
+    cdef public Py_ssize_t recent_candidates
     cdef public dict color_decisions
     cdef public object no_match
     cdef public object key

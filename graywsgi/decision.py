@@ -202,18 +202,24 @@ class Decider:
         self,
         *,
         rules: list[CompiledRule],
-        candidates: t.Callable[[RequestFacts], list[int]],
-        recent: dict[tuple[str, str], tuple[int, ...]],
+        index_entry: t.Callable[[RequestFacts], tuple[tuple[int, ...], tuple[t.Any, ...]]],
+        with_values: t.Callable[[tuple[int, ...], tuple[t.Any, ...], RequestFacts], list[int]],
+        recent: dict[tuple[str, str], tuple[tuple[int, ...], tuple[t.Any, ...]]],
         recent_limit: int,
+        recent_key_chars: int,
+        recent_candidates: int,
         color_decisions: dict[str, Decision],
         no_match: Decision | None,
         key: KeySpec,
         fallback_key: KeySpec | None,
     ) -> None:
         self.rules = rules
-        self.candidates = candidates
+        self.index_entry = index_entry
+        self.with_values = with_values
         self.recent = recent
         self.recent_limit = recent_limit
+        self.recent_key_chars = recent_key_chars
+        self.recent_candidates = recent_candidates
         self.color_decisions = color_decisions
         self.no_match = no_match
         self.key = key
@@ -223,12 +229,18 @@ class Decider:
     def match(self, facts: RequestFacts) -> CompiledRule | None:
         """The first rule whose conditions all hold, or ``None``."""
         where = (facts.host, facts.path)
-        candidates = self.recent.get(where)
-        if candidates is None:
-            candidates = tuple(self.candidates(facts))
-            if len(self.recent) >= self.recent_limit:
-                self.recent.clear()  # bounded; simple beats clever here
-            self.recent[where] = candidates
+        entry = self.recent.get(where)
+        if entry is None:
+            entry = self.index_entry(facts)
+            # Remembered only when small: the memory stays bounded whatever
+            # hosts, paths and rule sets come (graywsgi.routing, "Memory").
+            if (len(entry[0]) <= self.recent_candidates
+                    and len(where[0]) + len(where[1]) <= self.recent_key_chars):
+                if len(self.recent) >= self.recent_limit:
+                    self.recent.clear()  # bounded; simple beats clever here
+                self.recent[where] = entry
+        plain, keyed = entry
+        candidates = self.with_values(plain, keyed, facts) if keyed else plain
         rules = self.rules
         for index in candidates:
             compiled = rules[index]

@@ -35,9 +35,28 @@ suffixes (``*.example.com`` is looked up once per label of the request's
 host) and an "any host" bucket -- and, inside each, by a trie of path
 segments holding prefix and template rules. A request walks its own host's
 labels and path segments, gathers the few candidate rules and checks their
-remaining conditions in declared order. Regex path rules cannot be indexed;
-they are scanned, and a rule set may hold at most
-:data:`MAX_REGEX_PATH_RULES` of them.
+remaining conditions in declared order.
+
+A rule with an ``exact`` header, query or cookie condition is indexed by
+it as well: at its host and path it sits in a table keyed by the
+condition's name and value (the first such condition of the rule:
+headers, then query, then cookies), and a request looks its own value up
+there, so 10,000 rules that each match ``X-Team: t<n>`` cost one dict
+lookup, not 10,000 checks. Regex path rules cannot be indexed; they are
+scanned, and a rule set may hold at most :data:`MAX_REGEX_PATH_RULES` of
+them. Rules that match on nothing indexable (a header ``prefix``,
+``regex`` or ``present``, an API version range, an expression) are
+checked one by one among their host and path's candidates: their cost
+grows with their number (docs/routing.md gives the figures).
+
+Memory
+------
+
+A rule set remembers the index's answer for the host/path pairs it saw
+lately (:data:`RECENT_PATHS` pairs, forgotten all at once when full), but
+only for a pair of at most :data:`RECENT_KEY_CHARS` characters whose
+answer holds at most :data:`RECENT_CANDIDATES` rules: whatever the
+traffic, the memory stays under a few MiB (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -145,6 +164,18 @@ def _cookie(facts: RequestFacts, name: str) -> str | None:
 
 #: How many (host, path) pairs a rule set remembers the candidates of.
 RECENT_PATHS = 4096
+#: A pair longer than this (host and path together) is not remembered.
+RECENT_KEY_CHARS = 512
+#: Candidates beyond this many rules are not remembered (looking them up
+#: again costs little beside checking them all).
+RECENT_CANDIDATES = 64
+
+#: The dimensions a rule can be indexed by, as RequestFacts reads them.
+_KEYED_DIMENSIONS = ("headers", "query", "cookies")
+
+#: An index answer: the candidates that hold for any value, and the value
+#: tables to look the request's own values up in: (dimension, name, value -> rules).
+_Keyed = t.Tuple[t.Tuple[str, str, t.Dict[str, t.List[int]]], ...]
 
 
 def _segments(path: str) -> list[str]:
@@ -155,13 +186,21 @@ def _segments(path: str) -> list[str]:
 
 
 class _Node:
-    __slots__ = ("children", "param", "prefix_rules", "template_rules")
+    """One path segment of a host's trie: the rules whose path ends here.
+
+    ``*_keyed`` hold the rules indexed by a value as well:
+    ``(dimension, name) -> value -> rule indexes``.
+    """
+
+    __slots__ = ("children", "param", "prefix_rules", "template_rules", "prefix_keyed", "template_keyed")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.param: _Node | None = None
         self.prefix_rules: list[int] = []
         self.template_rules: list[int] = []
+        self.prefix_keyed: dict[tuple[str, str], dict[str, list[int]]] = {}
+        self.template_keyed: dict[tuple[str, str], dict[str, list[int]]] = {}
 
     def child(self, segment: str | None) -> _Node:
         if segment is None:
@@ -183,23 +222,32 @@ class _HostBucket:
         self.root = _Node()
         self.regex_rules: list[tuple[int, re.Pattern[str]]] = []
 
-    def collect(self, segments: list[str], path: str, out: list[int]) -> None:
-        self._walk(self.root, segments, 0, out)
+    def collect(
+        self, segments: list[str], path: str, out: list[int], keyed: list[dict[tuple[str, str], dict[str, list[int]]]]
+    ) -> None:
+        """Add the rules whose path fits to ``out``, and the value tables
+        of the nodes visited to ``keyed``."""
+        self._walk(self.root, segments, 0, out, keyed)
         for index, pattern in self.regex_rules:
             if pattern.fullmatch(path) is not None:
                 out.append(index)
 
-    def _walk(self, node: _Node, segments: list[str], depth: int, out: list[int]) -> None:
+    def _walk(self, node: _Node, segments: list[str], depth: int, out: list[int],
+              keyed: list[dict[tuple[str, str], dict[str, list[int]]]]) -> None:
         out.extend(node.prefix_rules)
+        if node.prefix_keyed:
+            keyed.append(node.prefix_keyed)
         if depth == len(segments):
             out.extend(node.template_rules)
+            if node.template_keyed:
+                keyed.append(node.template_keyed)
             return
         segment = segments[depth]
         literal = node.children.get(segment)
         if literal is not None:
-            self._walk(literal, segments, depth + 1, out)
+            self._walk(literal, segments, depth + 1, out, keyed)
         if node.param is not None:
-            self._walk(node.param, segments, depth + 1, out)
+            self._walk(node.param, segments, depth + 1, out, keyed)
 
 
 class CompiledRules:
@@ -278,14 +326,17 @@ class CompiledRules:
         if ruleset.plan is not None:
             self._check_plan(ruleset)
         self._key_is_gray_id = ruleset.key.source == "gray_id"
-        #: (host, path) -> candidate rule indexes, for the host/path pairs
-        #: seen lately: most traffic repeats a small set of them.
-        self._recent: dict[tuple[str, str], tuple[int, ...]] = {}
+        #: (host, path) -> the index's answer (see index_entry), for the
+        #: host/path pairs seen lately: most traffic repeats a small set of them.
+        self._recent: dict[tuple[str, str], tuple[tuple[int, ...], _Keyed]] = {}
         self._decider = Decider(
             rules=self.rules,
-            candidates=self.candidates,
+            index_entry=self.index_entry,
+            with_values=with_values,
             recent=self._recent,
             recent_limit=RECENT_PATHS,
+            recent_key_chars=RECENT_KEY_CHARS,
+            recent_candidates=RECENT_CANDIDATES,
             color_decisions=self._color_decisions,
             no_match=None if ruleset.no_match == "404" else self._no_match,
             key=ruleset.key,
@@ -417,14 +468,15 @@ class CompiledRules:
         forms = [] if path is None else [f for f in ("prefix", "template", "regex") if getattr(path, f) is not None]
         if path is not None and len(forms) != 1:
             raise RuleError((*where, "match", "path"), "give exactly one of prefix, template, regex")
+        value_key = _value_key(rule)
         for bucket in buckets:
             if path is None:
-                bucket.root.prefix_rules.append(index)
+                _add(bucket.root, "prefix", index, value_key)
             elif path.prefix is not None:
                 node = bucket.root
                 for segment in _segments(path.prefix):
                     node = node.child(segment)
-                node.prefix_rules.append(index)
+                _add(node, "prefix", index, value_key)
             elif path.template is not None:
                 node = bucket.root
                 for segment in _segments(path.template):
@@ -437,7 +489,7 @@ class CompiledRules:
                         )
                     else:
                         node = node.child(segment)
-                node.template_rules.append(index)
+                _add(node, "template", index, value_key)
             else:
                 pattern = _compile_regex(t.cast(str, path.regex), (*where, "match", "path", "regex"))
                 bucket.regex_rules.append((index, pattern))
@@ -449,34 +501,44 @@ class CompiledRules:
         return self._decider.match(facts)
 
     def candidates(self, facts: RequestFacts) -> list[int]:
-        """Indexes of the rules whose host and path fit, in declared order.
+        """Indexes of the rules whose host and path fit, and whose indexed
+        value (if they have one) is the request's, in declared order.
 
         Only these have their other conditions checked; their number depends
-        on the request's host and path, not on the size of the rule set.
+        on the request's host, path and values, not on the size of the rule set.
         """
+        plain, keyed = self.index_entry(facts)
+        return with_values(plain, keyed, facts)
+
+    def index_entry(self, facts: RequestFacts) -> tuple[tuple[int, ...], _Keyed]:
+        """What the index holds for the request's host and path: the rules
+        that fit whatever the request's values (in declared order), and the
+        value tables to look its values up in (see :func:`with_values`)."""
         host = facts.host
         path = facts.path
         segments = _segments(path)
         candidates: list[int] = []
+        tables: list[dict[tuple[str, str], dict[str, list[int]]]] = []
         bucket = self._exact_hosts.get(host)
         if bucket is not None:
-            bucket.collect(segments, path, candidates)
+            bucket.collect(segments, path, candidates, tables)
         hostname, _, port = host.partition(":")
         if port:
             bucket = self._exact_hosts.get(hostname)
             if bucket is not None:
-                bucket.collect(segments, path, candidates)
+                bucket.collect(segments, path, candidates, tables)
         if self._wildcard_hosts:
             dot = hostname.find(".")
             while dot != -1:
                 bucket = self._wildcard_hosts.get(hostname[dot + 1 :])
                 if bucket is not None:
-                    bucket.collect(segments, path, candidates)
+                    bucket.collect(segments, path, candidates, tables)
                 dot = hostname.find(".", dot + 1)
-        self._any_host.collect(segments, path, candidates)
+        self._any_host.collect(segments, path, candidates, tables)
         if len(candidates) > 1:
             candidates.sort()
-        return candidates
+        keyed = tuple((dimension, name, values) for table in tables for (dimension, name), values in table.items())
+        return tuple(candidates), keyed
 
     def decide(
         self,
@@ -536,3 +598,43 @@ def _api_version_check(wanted: VersionRange) -> _Check:
 
     return check
 
+
+
+def _value_key(rule: Rule) -> tuple[str, str, str] | None:
+    """``(dimension, name, value)`` of the rule's first exact header, query
+    or cookie condition: what the index files the rule under, if anything."""
+    for dimension in _KEYED_DIMENSIONS:
+        for condition in getattr(rule, dimension):
+            if condition.exact is not None:
+                return dimension, condition.name, condition.exact
+    return None
+
+
+def _add(node: _Node, form: str, index: int, value_key: tuple[str, str, str] | None) -> None:
+    """File rule ``index`` at ``node`` (``form``: ``prefix`` or ``template``)."""
+    if value_key is None:
+        (node.prefix_rules if form == "prefix" else node.template_rules).append(index)
+        return
+    dimension, name, value = value_key
+    tables = node.prefix_keyed if form == "prefix" else node.template_keyed
+    tables.setdefault((dimension, name), {}).setdefault(value, []).append(index)
+
+
+def with_values(plain: tuple[int, ...], keyed: _Keyed, facts: RequestFacts) -> list[int]:
+    """``plain`` plus the rules the value tables ``keyed`` hold for the
+    request's own header, query and cookie values, in declared order."""
+    found = list(plain)
+    for dimension, name, values in keyed:
+        if dimension == "headers":
+            value = facts.header(name)
+        elif dimension == "query":
+            value = facts.query(name)
+        else:
+            value = facts.cookie(name)
+        if value is not None:
+            hits = values.get(value)
+            if hits is not None:
+                found.extend(hits)
+    if keyed and len(found) > 1:
+        found.sort()
+    return found

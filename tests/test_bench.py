@@ -69,6 +69,14 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         line = next(line for line in summary.splitlines() if line.startswith(budget))
         assert " PASS " in line or " MISS " in line, line
     assert "; fused floor: " in next(line for line in summary.splitlines() if line.startswith("core chain over bare"))
+    # Rule scaling for every shape (bench/rule_scaling.py): a verdict for each indexable one.
+    assert "rule scaling, Extraction + Router" in out
+    for shape in ("host", "prefix", "template", "header", "query", "cookie"):
+        line = next(line for line in summary.splitlines() if line.startswith(f"10,000 {shape} rules vs 10"))
+        assert " PASS " in line or " MISS " in line, line
+    for shape in ("version range", "expression"):
+        line = next(line for line in summary.splitlines() if line.startswith(f"10,000 {shape} rules vs 10"))
+        assert "not indexed" in line and " n/a " in line, line
     # Both paths were timed: this process's and, in a second process, the other one.
     assert "the same chain cases, " in out
 
@@ -93,6 +101,26 @@ def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: 
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert done.stdout == ""
+
+
+def test_rule_scaling_requests_match_the_middle_rule_of_every_shape() -> None:
+    """Each shape's bench request matches the rule it is meant to (else its timing means nothing)."""
+    scaling = load_bench_module("rule_scaling")
+    for shape in scaling.SHAPES:
+        for count in (10, 1_000):
+            scaling.check(scaling.request(shape, count), shape, count)  # raises if not
+        with pytest.raises(RuntimeError, match="not r5"):
+            scaling.check(scaling.request(shape, 1_000), shape, 10)  # rule r500 is not in a set of 10
+
+
+def test_rule_scaling_quick_run_prints_every_shape() -> None:
+    done = run_bench("bench/rule_scaling.py", "--quick", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["ratios"]) == ["host", "prefix", "template", "header", "query", "cookie", "version range",
+                                      "expression"]
+    assert [shape for shape, indexed in report["indexed"].items() if not indexed] == ["version range", "expression"]
+    assert len(report["median_ns"]) == 8 * 3 and all(value > 0 for value in report["median_ns"].values())
 
 
 def test_in_worker_quick_run_prints_every_variant() -> None:
