@@ -34,6 +34,11 @@ import typing as t
 
 from graywsgi.errors import GrayError
 
+if t.TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from graywsgi.context import GrayContext
+
 __all__ = ["add_rollout_parser", "run_rollout", "add_simulate_parser", "run_simulate"]
 
 ACTIONS = ("status", "start", "advance", "pause", "resume", "promote", "rollback")
@@ -166,13 +171,49 @@ def add_simulate_parser(commands: t.Any) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def run_simulate(args: argparse.Namespace) -> int:
-    """Run ``graywsgi simulate``; return the exit code."""
+def simulated_requests(
+    ids: t.Sequence[str], host: str, path: str, headers: t.Mapping[str, str]
+) -> list[tuple[WSGIEnvironment, GrayContext] | str]:
+    """One request per gray id (``X-Gray-ID``, plus ``headers``), read by a
+    real :class:`~graywsgi.extraction.Extraction` layer: its environ and gray
+    context, as the Router behind it would see them, or the status
+    (``"400"``) when Extraction refuses the request."""
     from werkzeug.test import create_environ
 
+    from graywsgi.context import ENVIRON_KEY
+    from graywsgi.extraction import Extraction
+
+    seen: list[WSGIEnvironment] = []
+
+    def router_seat(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
+        seen.append(environ)
+        start_response("204 No Content", [])
+        return []
+
+    extraction = Extraction(router_seat)
+    out: list[tuple[WSGIEnvironment, GrayContext] | str] = []
+    for gray_id in ids:
+        environ = create_environ(path, base_url=f"http://{host}/", headers={**headers, "X-Gray-ID": gray_id})
+        statuses: list[str] = []
+        response = extraction(environ, lambda status, _headers, _exc=None: statuses.append(status))  # type: ignore[arg-type]
+        for _chunk in response:
+            pass
+        close = getattr(response, "close", None)
+        if close is not None:
+            close()
+        if seen:
+            inner = seen.pop()
+            out.append((inner, inner[ENVIRON_KEY]))
+        else:
+            out.append(statuses[0].split(" ", 1)[0] if statuses else "500")
+    return out
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run ``graywsgi simulate``; return the exit code."""
     from graywsgi.config import load_rules
-    from graywsgi.context import GrayContext
-    from graywsgi.routing import RequestFacts
+    from graywsgi.decision import request_facts
+    from graywsgi.route_step import trusted_weight
 
     try:
         rules = load_rules(args.rules)
@@ -192,8 +233,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     except (GrayError, OSError, ValueError) as exc:
         print(f"graywsgi simulate: {exc}", file=sys.stderr)
         return 1
-    environ = create_environ(args.path, base_url=f"http://{args.host}/", headers=headers)
-    contexts = [GrayContext(request_id="simulated", gray_id=i, gray_key=i.encode("utf-8")) for i in ids]
+    requests = simulated_requests(ids, args.host, args.path, headers)
     plan = rules.ruleset.plan
     scenarios: list[tuple[str, tuple[str, str, float] | None]] = [("configured", None)]
     if plan is not None:
@@ -207,10 +247,19 @@ def run_simulate(args: argparse.Namespace) -> int:
     flipped_back = 0
     for done, (label, plan_weight) in enumerate(scenarios):
         routes: dict[str, set[str]] = {}
-        for context in contexts:
-            decision = rules.decide(RequestFacts(environ, context), plan_weight=plan_weight)
+        for gray_id, request in zip(ids, requests):
+            if isinstance(request, str):  # Extraction refused it: the middleware answers 4xx
+                routes.setdefault(request, set()).add(gray_id)
+                continue
+            environ, context = request
+            # The arguments graywsgi.route_step.RouteStep.route passes.
+            decision = rules.decide(
+                request_facts(environ, context),
+                canary_weight=trusted_weight(environ) if "HTTP_X_CANARY_WEIGHT" in environ else None,
+                plan_weight=plan_weight,
+            )
             route = "404" if decision is None else decision.route
-            routes.setdefault(route, set()).add(context.gray_id or "")
+            routes.setdefault(route, set()).add(gray_id)
         shares = {route: len(members) / len(ids) for route, members in sorted(routes.items())}
         rows.append({"scenario": label, "shares": shares})
         if plan is not None and plan_weight is not None:
