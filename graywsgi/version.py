@@ -27,6 +27,16 @@ Three public classes:
     version or a range, with :meth:`VersionContext.is_compatible` to check
     a client version against it and its major version.
 
+Version text
+------------
+Versions are read as node-semver's ``valid()`` reads them (``loose=false``):
+one leading ``v`` is allowed (``v1.2.3``), a leading ``=`` is not
+(``=1.2.3``). ``=`` is a comparator operator, so it belongs to ranges:
+``VersionRange("=1.2.3")`` admits exactly ``1.2.3``. node-semver accepts
+``=1.2.3`` as a version only with ``loose: true``, which this module does
+not offer. :class:`VersionContext`, which takes a version or a range, reads
+``=2.1.0`` as the range admitting only ``2.1.0`` and so as that exact version.
+
 Prerelease versions
 -------------------
 As in node-semver, a version with a prerelease tag (``1.2.4-beta``) only
@@ -43,9 +53,6 @@ Differences from node-semver
 - Range text longer than 256 characters is rejected (node-semver limits only
   version text to 256 characters). This bounds the work done on untrusted
   input; every regular expression here runs in at most quadratic time on it.
-- :meth:`Version.parse` also accepts a leading ``=`` (``=1.2.3``,
-  ``=v1.2.3``), which node-semver accepts inside ranges but not as a
-  version.
 - An invalid version given as text to :meth:`VersionRange.contains` raises
   :class:`ValueError`, where ``semver.satisfies`` returns ``false``.
 - Numeric prerelease identifiers are Python integers of any size, compared
@@ -228,22 +235,34 @@ class Version:
     def parse(cls, text: str) -> Version:
         """Parse a SemVer 2.0.0 version string.
 
-        Surrounding whitespace is ignored, and so is one leading ``v`` (as in
-        node-semver), optionally preceded by ``=``. Numbers must not have
-        leading zeros and must not exceed :data:`MAX_SAFE_INTEGER`.
+        Accepts what node-semver's ``valid()`` accepts (``loose=false``):
+        surrounding whitespace is ignored, and so is one leading ``v``. A
+        leading ``=`` is rejected, as node-semver rejects it outside ranges
+        and loose mode: ``=`` is a comparator operator, for
+        :class:`VersionRange`. Numbers must not have leading zeros and must
+        not exceed :data:`MAX_SAFE_INTEGER`.
 
         :param text: The version, e.g. ``"1.2.3"``, ``"v2.0.0-rc.1+build.7"``.
         :returns: The parsed version.
         :raises ValueError: if *text* is not a valid version or is longer than
             :data:`MAX_LENGTH` characters; the message quotes *text*.
         :raises TypeError: if *text* is not a :class:`str`.
+
+        >>> Version.parse(" v1.2.3 ")
+        Version.parse('1.2.3')
+        >>> Version.parse("=1.2.3")
+        Traceback (most recent call last):
+          ...
+        ValueError: invalid version '=1.2.3': a leading '=' is a range operator (VersionRange), not part of a version
         """
         if not isinstance(text, str):
             raise TypeError(f"version must be a str, not {type(text).__name__}")
         body = _trim(text)
-        if body.startswith("="):
-            body = body[1:]
         try:
+            if body.startswith("=") and len(text) <= MAX_LENGTH:
+                raise _InvalidError(
+                    "a leading '=' is a range operator (VersionRange), not part of a version"
+                )
             return _parse_semver(text, body)
         except _InvalidError as error:
             raise ValueError(f"invalid version {_shorten(text)}: {error}") from None
@@ -855,7 +874,9 @@ class VersionContext:
 
     :ivar raw: *raw* without surrounding whitespace.
     :ivar version: The exact version when :attr:`raw` is one
-        (:meth:`Version.parse` accepts it), else None.
+        (:meth:`Version.parse` accepts it) or is ``=`` directly followed by
+        one (``=2.1.0``, ``=v2.1.0``: the range that admits only that
+        version), else None.
     :ivar range: The range :attr:`raw` denotes; for an exact version, the
         range that admits exactly that version (``=version``).
     :ivar major: The major version compatible clients must have: the exact
@@ -890,6 +911,12 @@ class VersionContext:
             version: Version | None = Version.parse(raw)
         except ValueError:
             version = None
+            if raw.startswith("="):
+                # "=2.1.0" is no version, but as a range it admits 2.1.0 alone.
+                try:
+                    version = _parse_semver(raw, raw[1:])
+                except _InvalidError:
+                    pass
         version_range = VersionRange(raw)
         if version is not None:
             major: int | None = version.major

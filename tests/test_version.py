@@ -600,21 +600,53 @@ def test_invalid_version_message_names_text() -> None:
         Version.parse("1.02.3")
 
 
-# Accepted here though node-semver's `new SemVer()` rejects them (documented).
+# Version.parse accepts what node-semver's valid() (loose=false) accepts: one
+# leading "v", but no "=" ("=" is a comparator operator, for ranges; node-semver
+# takes "=1.2.3" as a version only with loose: true, which graywsgi does not
+# offer). (text, str() of the version, or None where valid() returns null.)
+NODE_SEMVER_VALID = [
+    pytest.param("v1.2.3", "1.2.3", id="leading v"),
+    pytest.param("\tv1.2.3\n", "1.2.3", id="leading v and whitespace"),
+    pytest.param("v1.2.3-rc.1+b.7", "1.2.3-rc.1+b.7", id="leading v, prerelease and build"),
+    pytest.param("=1.2.3", None, id="leading ="),
+    pytest.param("=v1.2.3", None, id="leading =v"),
+    pytest.param(" =1.2.3 ", None, id="leading = and whitespace"),
+    pytest.param("= 1.2.3", None, id="= then space"),
+    pytest.param("=1.0.0-rc.1", None, id="leading =, prerelease"),
+]
+
+
+@pytest.mark.parametrize("text, expected", NODE_SEMVER_VALID)
+def test_parse_agrees_with_node_semver_valid(text: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(ValueError):
+            Version.parse(text)
+    else:
+        assert str(Version.parse(text)) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [
         pytest.param("=1.2.3", id="leading ="),
-        pytest.param(" =v1.2.3 ", id="leading =v"),
+        pytest.param("=v1.2.3", id="leading =v"),
+        pytest.param(" =1.2.3 ", id="leading = and whitespace"),
+        pytest.param("= 1.2.3", id="= then space"),
     ],
 )
-def test_parse_accepts_leading_equals(text: str) -> None:
-    assert Version.parse(text) == Version(1, 2, 3)
+def test_parse_rejects_leading_equals_and_says_why(text: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        Version.parse(text)
+    assert type(raised.value) is ValueError
+    assert str(raised.value) == (
+        f"invalid version {text!r}: "
+        "a leading '=' is a range operator (VersionRange), not part of a version"
+    )
 
 
 def test_str_is_canonical() -> None:
     assert str(Version.parse(" v1.2.3-beta.02a.3+build.007 ")) == "1.2.3-beta.02a.3+build.007"
-    assert repr(Version.parse("=1.0.0-rc.1")) == "Version.parse('1.0.0-rc.1')"
+    assert repr(Version.parse("v1.0.0-rc.1")) == "Version.parse('1.0.0-rc.1')"
 
 
 def test_parse_rejects_non_str() -> None:
@@ -780,9 +812,41 @@ def test_contains_rejects_other_types() -> None:
         123 in VersionRange("*")  # noqa: B015
 
 
-def test_contains_accepts_leading_equals() -> None:
-    # node-semver's satisfies() says false here: "=1.2.3" is not a SemVer there.
-    assert VersionRange("^1").contains("=1.2.3")
+def test_contains_rejects_leading_equals_in_the_version() -> None:
+    # node-semver's satisfies("=1.2.3", "^1") is false: "=1.2.3" is not a
+    # version there. Here invalid version text raises (documented).
+    with pytest.raises(ValueError) as raised:
+        VersionRange("^1").contains("=1.2.3")
+    assert str(raised.value) == (
+        "invalid version '=1.2.3': "
+        "a leading '=' is a range operator (VersionRange), not part of a version"
+    )
+    assert VersionRange("^1").contains("v1.2.3") is True
+
+
+# "=" stays a comparator operator in ranges: (range, validRange() result,
+# versions it admits, versions it refuses), as node-semver 7.8.5 says.
+EQUALS_IN_RANGES = [
+    pytest.param("=1.2.3", "1.2.3", ["1.2.3", "v1.2.3", "1.2.3+build.5"], ["1.2.2", "1.2.4", "1.2.3-rc.1"], id="=1.2.3"),
+    pytest.param("=v1.2.3", "1.2.3", ["1.2.3"], ["1.2.4"], id="=v1.2.3"),
+    pytest.param("= 1.2.3", "1.2.3", ["1.2.3"], ["1.2.4"], id="= 1.2.3"),
+    pytest.param(" =1.2.3 ", "1.2.3", ["1.2.3"], ["1.2.4"], id="=1.2.3 with whitespace"),
+    pytest.param("=1.2.3-rc.1", "1.2.3-rc.1", ["1.2.3-rc.1"], ["1.2.3"], id="=prerelease"),
+    pytest.param("=1.2.3 || =2.0.0", "1.2.3||2.0.0", ["1.2.3", "2.0.0"], ["1.2.4"], id="= in a union"),
+    pytest.param(">=1.2.3", ">=1.2.3", ["1.2.3", "v1.2.3", "1.2.4", "2.0.0"], ["1.2.2", "1.2.3-rc.1"], id=">=1.2.3"),
+    pytest.param(">= 1.2.3", ">=1.2.3", ["1.2.3"], ["1.2.2"], id=">= 1.2.3"),
+    pytest.param(">=v1.2.3", ">=1.2.3", ["1.2.3"], ["1.2.2"], id=">=v1.2.3"),
+]
+
+
+@pytest.mark.parametrize("text, desugared, admitted, refused", EQUALS_IN_RANGES)
+def test_equals_operator_in_ranges(
+    text: str, desugared: str, admitted: list[str], refused: list[str]
+) -> None:
+    version_range = VersionRange(text)
+    assert str(version_range) == desugared
+    assert [version_range.contains(v) for v in admitted] == [True] * len(admitted)
+    assert [version_range.contains(v) for v in refused] == [False] * len(refused)
 
 
 def test_range_rejects_non_str() -> None:
@@ -847,6 +911,8 @@ CONTEXT_FIELDS = [
     pytest.param("2.1.0", "2.1.0", "2.1.0", 2, id="exact version"),
     pytest.param(" v2.1.0 ", "2.1.0", "2.1.0", 2, id="exact with v and whitespace"),
     pytest.param("=2.1.0", "2.1.0", "2.1.0", 2, id="exact with ="),
+    pytest.param(" =v2.1.0 ", "2.1.0", "2.1.0", 2, id="exact with =v and whitespace"),
+    pytest.param("=2.1.0-rc.1", "2.1.0-rc.1", "2.1.0-rc.1", 2, id="exact prerelease with ="),
     pytest.param("2.1.0+build.7", "2.1.0+build.7", "2.1.0", 2, id="exact with build"),
     pytest.param("2.1.0-beta.1", "2.1.0-beta.1", "2.1.0-beta.1", 2, id="exact prerelease"),
     pytest.param("^2.1", None, ">=2.1.0 <3.0.0-0", 2, id="caret"),
@@ -895,6 +961,8 @@ CONTEXT_COMPATIBILITY = [
     pytest.param("2.1.0", "2.1.0", True, id="exact: same"),
     pytest.param("2.1.0", "v2.1.0+build.9", True, id="exact: build ignored"),
     pytest.param("2.1.0", "2.1.1", False, id="exact: other patch"),
+    pytest.param("=2.1.0", "2.1.0", True, id="exact with =: same"),
+    pytest.param("=2.1.0", "2.1.1", False, id="exact with =: other patch"),
     pytest.param("2.1.0-beta", "2.1.0-beta", True, id="exact prerelease: same"),
     pytest.param("2.1.0-beta", "2.1.0", False, id="exact prerelease: its release"),
     pytest.param(">=1.0.0", "1.5.0", True, id="open range: lower major"),
