@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import typing as t
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["decode_component", "parse_query", "query_param_bytes"]
+__all__ = ["decode_component", "go_query_get", "parse_query", "query_param_bytes", "strict_query_get"]
 
 _PERCENT_ENCODED = re.compile(rb"(?:[^%]|%[0-9A-Fa-f]{2})*")
 
@@ -44,6 +45,49 @@ def query_param_bytes(query_string: str, name: str) -> bytes | None:
     for key, value in _pairs(query_string):
         if decode_component(key) == wanted:
             return decode_component(value)
+    return None
+
+
+def go_query_get(query_string: str, name: str) -> bytes | None:
+    """Query parameter ``name`` as Go's ``url.Query().Get`` reads it (Go 1.17
+    and later): pairs are split on ``&`` only, a pair holding ``;`` and a
+    pair whose name or value has a malformed ``%`` escape are skipped, and
+    the first remaining value of ``name`` is returned (``b""`` for an empty
+    one, ``None`` when there is none).
+
+    >>> go_query_get("gray_id=%ZZ&gray_id=u", "gray_id"), go_query_get("gray_id=a;b", "gray_id")
+    (b'u', None)
+    """
+    wanted = name.encode("utf-8")
+    try:
+        raw = query_string.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    for part in raw.split(b"&"):
+        if not part or b";" in part:
+            continue
+        key, _, value = part.partition(b"=")
+        if decode_component(key) != wanted:
+            continue
+        decoded = decode_component(value)
+        if decoded is not None:
+            return decoded
+    return None
+
+
+def strict_query_get(query_string: str, name: str) -> bytes | None | t.Literal[False]:
+    """Query parameter ``name`` read strictly: the first pair of that name
+    decides. Its decoded value; ``False`` when that value has a malformed
+    ``%`` escape or holds ``;`` (which Go would drop); ``None`` when absent.
+
+    >>> strict_query_get("gray_id=%ZZ&gray_id=u", "gray_id"), strict_query_get("gray_id=u", "gray_id")
+    (False, b'u')
+    """
+    wanted = name.encode("utf-8")
+    for key, value in _pairs(query_string):
+        if decode_component(key) == wanted:
+            decoded = decode_component(value)
+            return False if decoded is None or b";" in value else decoded
     return None
 
 

@@ -162,6 +162,13 @@ class Extraction(Pipeline):
         untrusted request are removed from the environ before anything
         reads them (and the query fallback is ignored for it); honoured
         identifiers are recorded as ``trusted`` or ``signed``.
+    :param strict_identifiers: how an ambiguous gray id is read. ``False``
+        (the default) reads it as the Go gateway does: of a repeated
+        ``X-Gray-ID`` (which reaches WSGI as ``a,b``) the first value; of the
+        query fallback the first value that decodes, skipping pairs with a
+        malformed ``%`` escape or a ``;``. ``True`` refuses such a gray id
+        (dropped, degrade L1; the request goes to the default route). See
+        docs/concepts.md, "Where graywsgi and the Go gateway differ".
 
     Every option is an attribute of the same name; setting one checks it as
     the constructor does and applies it from the next request on.
@@ -181,6 +188,7 @@ class Extraction(Pipeline):
         refuse_when_open: bool = False,
         query_fallback: str | None = "gray_id",
         trust: TrustPolicy | None = None,
+        strict_identifiers: bool = False,
     ) -> None:
         Pipeline.__init__(self, app)
         self._reader = IdentifierReader(
@@ -200,6 +208,7 @@ class Extraction(Pipeline):
         self.fallback_after = fallback_after
         self.resolvers = resolvers  # stored as a tuple
         self.query_fallback = query_fallback
+        self.strict_identifiers = strict_identifiers
         self._step = self._reader
         self._fuse()
 
@@ -223,6 +232,18 @@ class Extraction(Pipeline):
             )
         self._required = required
         self._reader.required_bits = sum(BITS[name] for name in required)
+
+    @property
+    def strict_identifiers(self) -> bool:
+        """Refuse a repeated ``X-Gray-ID`` and a malformed query gray id,
+        instead of reading them as the Go gateway does."""
+        return self._reader.strict_identifiers
+
+    @strict_identifiers.setter
+    def strict_identifiers(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"strict_identifiers must be True or False, got {value!r}")
+        self._reader.strict_identifiers = value
 
     @property
     def max_length(self) -> int:

@@ -30,6 +30,7 @@ cdef class IdentifierReader:
     cdef public bint refuse_when_open
     cdef public object query_fallback
     cdef public object trust
+    cdef public bint strict_identifiers
 
     cpdef context(self, dict environ)
     cpdef read(self, dict environ)

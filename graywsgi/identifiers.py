@@ -29,7 +29,7 @@ try:
 except ImportError:  # plain Python without Cython installed
     from graywsgi import _shadow as cython
 
-from graywsgi._query import query_param_bytes
+from graywsgi._query import go_query_get, strict_query_get
 from graywsgi._request_ids import new_request_id
 from graywsgi.context import DegradeLevel, GrayContext, Source
 from graywsgi.errors import problem_response
@@ -235,8 +235,10 @@ class IdentifierReader:
         refuse_when_open: bool,
         query_fallback: str | None,
         trust: TrustPolicy | None,
+        strict_identifiers: bool = False,
     ) -> None:
         self.required_bits = required_bits
+        self.strict_identifiers = strict_identifiers
         self.max_length = max_length
         self.fallback_after = fallback_after
         self.resolvers = resolvers
@@ -355,8 +357,12 @@ class IdentifierReader:
             # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
             # Read again here: cheaper than singling out the gray id in the loop.
             raw = environ[_GRAY_ID_KEY]
-            slots[_GRAY_KEY_SLOT] = (trimmed(raw) if cython.compiled else raw.strip(" \t")).encode("latin-1")
-        elif not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
+            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
+            if "," in value:  # sent more than once: WSGI servers join the values with ","
+                failed, mask = self.repeated_gray_id(value, slots, failed, mask)
+            else:
+                slots[_GRAY_KEY_SLOT] = value.encode("latin-1")
+        if not mask & _GRAY_ID_BIT and not failed & _GRAY_ID_BIT and self.query_fallback is not None and (
             self.trust is None or verdict is not _UNTRUSTED
         ):
             from_query = self.query_gray_key(environ)
@@ -394,13 +400,40 @@ class IdentifierReader:
         slots[_SOURCES_SLOT] = mask
         return failed | (self.required_bits & ~mask)
 
+    def repeated_gray_id(self, value: str, slots: list[t.Any], failed: int, mask: int) -> tuple[int, int]:
+        """``X-Gray-ID`` arrived as ``value``, holding a comma: the header was
+        sent more than once (or one value holds a comma; WSGI cannot tell).
+        The Go gateway's ``r.Header.Get`` takes the first value, and so does
+        graywsgi by default; an empty first value counts as absent (the query
+        fallback is read). With ``strict_identifiers`` the gray id is refused.
+        :return: the new ``(failed, mask)`` bits."""
+        if self.strict_identifiers:
+            slots[_GRAY_ID_SLOT] = None
+            return failed | _GRAY_ID_BIT, mask & ~_GRAY_ID_BIT
+        first = value.split(",", 1)[0].strip(" \t")
+        text = field_text(first) if first else None
+        if text is None:  # empty counts as absent, as it does for a value sent once
+            slots[_GRAY_ID_SLOT] = None
+            return failed | (_GRAY_ID_BIT if first else 0), mask & ~_GRAY_ID_BIT
+        slots[_GRAY_ID_SLOT] = text
+        slots[_GRAY_KEY_SLOT] = first.encode("latin-1")
+        return failed, mask
+
     def query_gray_key(self, environ: WSGIEnvironment) -> bytes | None | bool:
-        """The decoded query value, ``None`` if absent, ``False`` if invalid."""
+        """The decoded query value, ``None`` if absent, ``False`` if invalid.
+
+        By default read as the Go gateway's ``url.Query().Get`` reads it: the
+        first value that decodes, pairs holding ``;`` or a malformed escape
+        skipped. With ``strict_identifiers``, the first pair of that name
+        decides, and a malformed escape or a ``;`` in it refuses the gray id.
+        """
         query = environ.get("QUERY_STRING", "")
         name = self.query_fallback
         if not query or name is None or (name not in query and "%" not in query):
             return None
-        key = query_param_bytes(query, name)
+        key = strict_query_get(query, name) if self.strict_identifiers else go_query_get(query, name)
+        if key is False:
+            return False
         if not key:
             return None
         if len(key) > self.max_length or not valid_field_value(key.strip(b" \t")):
