@@ -21,6 +21,12 @@ too), the location as a JSON path and what is wrong, one per line::
 
     rules.yaml:14: $.rules[0].split[0].weight: 120 is greater than the maximum of 100
     rules.yaml:9: $.rules[0].split[1].cluster: unknown cluster 'canry' (clusters: canary, stable)
+    rules.yaml:6: $.rules[0]: Additional properties are not allowed ('splt' was unexpected) (column 5)
+
+The line is where the value in question starts. A key the schema does not
+allow (a misspelt one, say) is reported at the key itself, with its column
+after the reason -- in TOML files too, where :mod:`graywsgi._toml_keys`
+finds it.
 
 All of these raise :class:`ConfigFileError`, a
 :class:`~graywsgi.errors.ConfigurationError`.
@@ -38,6 +44,7 @@ from importlib import resources
 import jsonschema
 import yaml
 
+from graywsgi._toml_keys import toml_key_positions
 from graywsgi.errors import ConfigurationError
 from graywsgi.routing import CompiledRules, RuleError, json_path
 from graywsgi.rules import RuleSet
@@ -51,10 +58,12 @@ __all__ = [
     # building blocks shared with other file formats (graywsgi.checklist)
     "document_text",
     "parse_document",
+    "Positions",
     "published_schema",
     "schema_validator",
     "line_for",
     "schema_error_line",
+    "schema_error_position",
     "schema_message",
     "path_sort_key",
 ]
@@ -63,6 +72,15 @@ __all__ = [
 FORMATS: t.Mapping[str, str] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".toml": "toml"}
 
 _Location = tuple[t.Union[str, int], ...]
+
+
+class Positions(t.NamedTuple):
+    """Where the parts of a parsed document are, by JSON path (1-based)."""
+
+    #: The line each value starts on (YAML and JSON).
+    lines: dict[_Location, int]
+    #: ``(line, column)`` of the key that names each mapping member.
+    keys: dict[_Location, tuple[int, int]]
 
 
 class ConfigFileError(ConfigurationError):
@@ -160,13 +178,10 @@ def document_text(raw: bytes | str, filename: str, format: str | None) -> tuple[
 
 
 def _check(text: str, filename: str, format: str) -> CompiledRules:
-    data, lines = parse_document(text, filename, format)
+    data, positions = parse_document(text, filename, format)
     if not isinstance(data, dict):
         raise ConfigFileError(filename, [(1, (), "the top level must be a mapping (an object)")])
-    problems = [
-        (schema_error_line(lines, error), tuple(error.absolute_path), schema_message(error))
-        for error in _validator().iter_errors(data)
-    ]
+    problems = [_schema_problem(positions, error) for error in _validator().iter_errors(data)]
     if problems:
         problems.sort(key=lambda p: (p[0] if p[0] is not None else 0, path_sort_key(p[1])))
         if len(problems) > MAX_REPORTED:
@@ -176,7 +191,15 @@ def _check(text: str, filename: str, format: str) -> CompiledRules:
     try:
         return CompiledRules(RuleSet.from_dict(data))
     except RuleError as exc:
-        raise ConfigFileError(filename, [(line_for(lines, exc.location), exc.location, exc.reason)]) from None
+        raise ConfigFileError(filename, [(line_for(positions, exc.location), exc.location, exc.reason)]) from None
+
+
+def _schema_problem(positions: Positions, error: jsonschema.ValidationError) -> tuple[int | None, _Location, str]:
+    line, column = schema_error_position(positions, error)
+    reason = schema_message(error)
+    if column is not None:
+        reason = f"{reason} (column {column})"
+    return line, tuple(error.absolute_path), reason
 
 
 #: At most this many schema problems are listed; a last line counts the rest.
@@ -188,18 +211,26 @@ def path_sort_key(location: _Location) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, part, "") if isinstance(part, int) else (1, 0, part) for part in location)
 
 
-def schema_error_line(lines: dict[_Location, int], error: jsonschema.ValidationError) -> int | None:
-    """The line of a schema error; for an unexpected key, that key's line."""
+def schema_error_position(positions: Positions, error: jsonschema.ValidationError) -> tuple[int | None, int | None]:
+    """Where a schema error is, as ``(line, column)``.
+
+    For keys the schema does not allow: the line and column of the first of
+    them in the file (``error`` names their mapping). Otherwise: the line of
+    the value (or of its nearest ancestor that has one) and no column.
+    """
     location = tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        for key in error.instance:
-            if key not in allowed:
-                line = lines.get((*location, key))
-                if line is not None:
-                    return line
-                break
-    return line_for(lines, location)
+        found = [positions.keys.get((*location, key)) for key in error.instance if key not in allowed]
+        known = [position for position in found if position is not None]
+        if known:
+            return min(known)
+    return line_for(positions, location), None
+
+
+def schema_error_line(positions: Positions, error: jsonschema.ValidationError) -> int | None:
+    """The line of a schema error; for an unexpected key, that key's line."""
+    return schema_error_position(positions, error)[0]
 
 
 def schema_message(error: jsonschema.ValidationError) -> str:
@@ -210,25 +241,28 @@ def schema_message(error: jsonschema.ValidationError) -> str:
     return message
 
 
-def line_for(lines: dict[_Location, int], location: _Location) -> int | None:
+def line_for(positions: Positions, location: _Location) -> int | None:
     """The line of ``location``, or of its nearest ancestor that has one."""
     for end in range(len(location), -1, -1):
-        line = lines.get(location[:end])
+        line = positions.lines.get(location[:end])
         if line is not None:
             return line
     return None
 
 
-def parse_document(text: str, filename: str, format: str) -> tuple[t.Any, dict[_Location, int]]:
-    """Parse YAML, JSON or TOML text; return the data and a JSON path -> line map.
+def parse_document(text: str, filename: str, format: str) -> tuple[t.Any, Positions]:
+    """Parse YAML, JSON or TOML text; return the data and where its parts are.
+
+    TOML files get the positions of keys only (:mod:`tomllib` gives none).
 
     :raises ConfigFileError: for a syntax error or a duplicate key.
     """
     if format == "toml":
         try:
-            return tomllib.loads(text), {}
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigFileError(filename, [(None, (), f"invalid TOML: {exc}")]) from None
+        return data, Positions({}, toml_key_positions(text))
     if format == "json":
         try:
             data = json.loads(text, object_pairs_hook=_no_duplicates)
@@ -236,18 +270,18 @@ def parse_document(text: str, filename: str, format: str) -> tuple[t.Any, dict[_
             raise ConfigFileError(filename, [(exc.lineno, (), f"invalid JSON: {exc.msg} (column {exc.colno})")]) from None
         except _DuplicateKey as exc:
             try:  # YAML's composer finds the duplicate's line
-                _yaml_lines(text.replace("\t", " "), filename, strict=True)
+                _yaml_positions(text.replace("\t", " "), filename, strict=True)
             except ConfigFileError as located:
                 if "duplicate key" in str(located):
                     raise located from None
             raise ConfigFileError(filename, [(None, (), f"duplicate key {exc.key!r}")]) from None
         # Tabs are whitespace between JSON tokens and invalid inside strings,
         # so spaces in their place keep every line where it is.
-        return data, _yaml_lines(text.replace("\t", " "), filename, strict=False)
+        return data, _yaml_positions(text.replace("\t", " "), filename, strict=False)
     if format == "yaml":
-        lines = _yaml_lines(text, filename, strict=True)
+        positions = _yaml_positions(text, filename, strict=True)
         try:
-            return yaml.safe_load(text), lines
+            return yaml.safe_load(text), positions
         except yaml.YAMLError as exc:  # pragma: no cover - compose already parsed it
             raise ConfigFileError(filename, [(None, (), f"invalid YAML: {exc}")]) from None
     raise ConfigFileError(filename, [(None, (), f"unknown format {format!r}")])
@@ -267,8 +301,8 @@ def _no_duplicates(pairs: list[tuple[str, t.Any]]) -> dict[str, t.Any]:
     return out
 
 
-def _yaml_lines(text: str, filename: str, *, strict: bool) -> dict[_Location, int]:
-    """Map each JSON path in the document to its 1-based line.
+def _yaml_positions(text: str, filename: str, *, strict: bool) -> Positions:
+    """Where each value and mapping key of the document is.
 
     With ``strict`` (YAML files), syntax errors and duplicate or non-string
     keys raise :class:`ConfigFileError`; otherwise (JSON read as YAML for its
@@ -278,17 +312,17 @@ def _yaml_lines(text: str, filename: str, *, strict: bool) -> dict[_Location, in
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         if not strict:
-            return {}
+            return Positions({}, {})
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigFileError(filename, [(line, (), f"invalid YAML: {problem}")]) from None
-    lines: dict[_Location, int] = {}
+    positions = Positions({}, {})
     if root is None:
-        return lines
+        return positions
 
     def walk(node: yaml.Node, location: _Location) -> None:
-        lines[location] = node.start_mark.line + 1
+        positions.lines[location] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
@@ -303,10 +337,12 @@ def _yaml_lines(text: str, filename: str, *, strict: bool) -> dict[_Location, in
                         filename, [(key_node.start_mark.line + 1, location, f"duplicate key {key!r}")]
                     )
                 seen.add(key)
+                mark = key_node.start_mark
+                positions.keys[(*location, key)] = (mark.line + 1, mark.column + 1)
                 walk(value_node, (*location, key))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 walk(item, (*location, index))
 
     walk(root, ())
-    return lines
+    return positions

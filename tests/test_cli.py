@@ -217,3 +217,108 @@ def test_state_commands_fail_loudly(location: str, fragment: str) -> None:
     assert result.returncode == 1
     assert fragment in result.stderr
     assert result.stdout == ""
+
+
+# --- graywsgi validate --rules: where a misspelt key is -------------------------
+
+MISSPELT_SPLIT = [
+    pytest.param(
+        "rules.yaml",
+        "# Gray release rules of the shop.\n"
+        "version: 1\n"
+        "default_cluster: stable\n"
+        "\n"
+        "clusters:\n"
+        '  stable: {upstream: "http://10.0.0.7:8000"}\n'
+        '  canary: {upstream: "http://10.0.0.8:8000"}\n'
+        "\n"
+        "rules:\n"
+        "  - name: checkout\n"
+        "    match:\n"
+        "      path: {prefix: /checkout}\n"
+        "    mode: hash\n"
+        "    splt:\n"  # line 14, column 5; its value starts on line 15
+        "      - {cluster: canary, weight: 20}\n",
+        "$.rules[0]",
+        (14, 5),
+        id="yaml",
+    ),
+    pytest.param(
+        "rules.json",
+        "{\n"
+        '  "clusters": {\n'
+        '    "stable": {},\n'
+        '    "canary": {}\n'
+        "  },\n"
+        '  "rules": [\n'
+        "    {\n"
+        '      "name": "checkout",\n'
+        '      "splt": [\n'  # line 9, column 7 (the opening quote)
+        '        {"cluster": "canary", "weight": 20}\n'
+        "      ]\n"
+        "    }\n"
+        "  ]\n"
+        "}\n",
+        "$.rules[0]",
+        (9, 7),
+        id="json",
+    ),
+    pytest.param(
+        "rules.toml",
+        'default_cluster = "stable"\n'
+        "\n"
+        "[clusters.stable]\n"
+        "[clusters.canary]\n"
+        "\n"
+        "[[rules]]\n"
+        'name = "checkout"\n'
+        'mode = "hash"\n'
+        "\n"
+        "[[rules.splt]]\n"  # line 10, column 9
+        'cluster = "canary"\n'
+        "weight = 20\n",
+        "$.rules[0]",
+        (10, 9),
+        id="toml: in a [[table]] header",
+    ),
+    pytest.param(
+        "rules.toml",
+        'default_cluster = "stable"\n'
+        "clusters = {stable = {}, canary = {}}\n"
+        "\n"
+        "[[rules]]\n"
+        'name = "search"\n'
+        'split = [{cluster = "canary", weight = 5}]\n'
+        "\n"
+        "[[rules]]\n"
+        'name = "checkout"\n'
+        '  splt = [{cluster = "canary", weight = 20}]\n'  # line 10, column 3; rules[1]
+        "\n"
+        "[rules.match.path]\n"
+        'prefix = "/checkout"\n',
+        "$.rules[1]",
+        (10, 3),
+        id="toml: key = value in the second [[rules]]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "where", "position"), MISSPELT_SPLIT)
+def test_validate_names_the_line_and_column_of_a_misspelt_key(
+    tmp_path: "os.PathLike[str]",
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    text: str,
+    where: str,
+    position: tuple[int, int],
+) -> None:
+    path = os.path.join(tmp_path, name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    assert main(["validate", "--rules", path]) == 1
+    captured = capsys.readouterr()
+    line, column = position
+    assert captured.out == ""
+    assert captured.err == (
+        f"{path}:{line}: {where}: Additional properties are not allowed ('splt' was unexpected) (column {column})\n"
+    )

@@ -21,7 +21,7 @@ import pytest
 
 from graywsgi.config import FORMATS, ConfigFileError, load_rules, parse_rules, rules_schema
 from graywsgi.errors import ConfigurationError
-from graywsgi.routing import MAX_REGEX_PATH_RULES, CompiledRules
+from graywsgi.routing import MAX_REGEX_PATH_RULES, CompiledRules, json_path
 from graywsgi.rules import RuleSet
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "graywsgi" / "schema" / "rules.schema.json"
@@ -1136,6 +1136,113 @@ def test_tab_indented_json_keeps_line_numbers(tmp_path: Path) -> None:
     assert str(load_error(path)) == (
         f"{path}:4: $.clusters.canary.upstream: 'ftp://10.0.0.8' does not match '^https?://'"
     )
+
+
+# An unknown key is reported at the key itself (line, and column after the
+# reason), not at its value or its mapping; graywsgi validate prints the same
+# (tests/test_cli.py).
+UNKNOWN_KEYS = [
+    pytest.param(
+        "rules.yaml",
+        "clusters: {stable: {}, canary: {}}\nrules:\n  - name: checkout\n    splt:\n      - {cluster: canary, weight: 20}\n",
+        ("rules", 0),
+        "splt",
+        (4, 5),
+        id="yaml: block value on the next line",
+    ),
+    pytest.param(
+        "rules.yaml",
+        "clusters: {stable: {}, canary: {}}\nrules:\n  - name: checkout\n    split:\n"
+        "      - {cluster: canary, weight: 20, gruop: treatment}\n",
+        ("rules", 0, "split", 0),
+        "gruop",
+        (5, 39),
+        id="yaml: in a flow mapping",
+    ),
+    pytest.param(
+        "rules.json",
+        '{"clusters": {"stable": {}, "canary": {}},\n"rules": [{"name": "checkout", "splt": []}]}',
+        ("rules", 0),
+        "splt",
+        (2, 32),
+        id="json: two keys on one line",
+    ),
+    pytest.param(
+        "rules.toml",
+        'clusters = {stable = {}, canary = {}}\n\n[[rules]]\nname = "checkout"\n'
+        'split = [{cluster = "canary", weight = 20, "gruop" = "treatment"}]\n',
+        ("rules", 0, "split", 0),
+        "gruop",
+        (5, 44),
+        id="toml: quoted key in an inline table",
+    ),
+    pytest.param(
+        "rules.toml",
+        'clusters = {stable = {}, canary = {}}\n\n[[rules]]\nname = "search"\n\n'
+        '[[rules]]\nname = "checkout"\n\n[rules.match]\npath.prefx = "/checkout"\n',
+        ("rules", 1, "match", "path"),
+        "prefx",
+        (10, 6),
+        id="toml: dotted key under [rules.match] of the second rule",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "location", "key", "position"), UNKNOWN_KEYS)
+def test_unknown_key_is_reported_at_its_line_and_column(
+    tmp_path: Path, name: str, text: str, location: tuple[str | int, ...], key: str, position: tuple[int, int]
+) -> None:
+    path = write(tmp_path, name, text)
+    error = load_error(path)
+    line, column = position
+    reason = f"Additional properties are not allowed ({key!r} was unexpected) (column {column})"
+    assert error.problems == [(line, location, reason)]
+    assert str(error) == f"{path}:{line}: {json_path(location)}: {reason}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(
+            "clusters: {stable: {}, canary: {}}\nrules:\n  - name: checkout\n    mde: hash\n    splt: []\n",
+            id="in mapping order",
+        ),
+        pytest.param(
+            "clusters: {stable: {}, canary: {}}\nrules:\n  - name: checkout\n    splt: []\n    mde: hash\n",
+            id="against mapping order",
+        ),
+    ],
+)
+def test_several_unknown_keys_are_reported_at_the_first_in_the_file(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "rules.yaml", text)
+    assert str(load_error(path)) == (
+        f"{path}:4: $.rules[0]: Additional properties are not allowed ('mde', 'splt' were unexpected) (column 5)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        pytest.param(
+            "rules.yaml",
+            "clusters: {stable: {}, canary: {}}\nrules:\n  - name: checkout\n    split:\n"
+            "      cluster: canary\n      weight: 20\n",
+            # The value (a mapping, not a list) starts on line 5, below its key.
+            ":5: $.rules[0].split: {'cluster': 'canary', 'weight': 20} is not of type 'array'",
+            id="yaml: block value below its key",
+        ),
+        pytest.param(
+            "rules.json",
+            '{\n  "clusters": {"stable": {}, "canary": {}},\n  "rules": [\n    {\n      "name": "checkout",\n'
+            '      "split":\n        [{"cluster": "canary", "weight": "20"}]\n    }\n  ]\n}\n',
+            ":7: $.rules[0].split[0].weight: '20' is not of type 'number'",
+            id="json: value below its key",
+        ),
+    ],
+)
+def test_wrongly_typed_value_is_reported_at_the_value(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    path = write(tmp_path, name, text)
+    assert str(load_error(path)) == f"{path}{expected}"
 
 
 # --- 4. semantic errors (CompiledRules) ----------------------------------------
