@@ -23,7 +23,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 import typing as t
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet, ValueCondition
+from run import _start_response, bare_app, run_once  # bench/run.py: the same floor app and loop
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,11 +50,6 @@ SHAPES: dict[str, tuple[t.Callable[[int], dict[str, t.Any]], bool]] = {
     "version range": (lambda i: {"api_version": f">={i}.0.0 <{i + 1}.0.0"}, False),
     "expression": (lambda i: {"when": f'header["X-Team"] == "t{i}"'}, False),
 }
-
-
-def bare_app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
-    return [b"ok"]
 
 
 def ruleset(shape: str, count: int) -> RuleSet:
@@ -84,10 +79,6 @@ def request(shape: str, count: int) -> WSGIEnvironment:
     return create_environ(path, base_url=f"http://{host}/", headers=headers, query_string=query)
 
 
-def _start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> t.Callable[[bytes], t.Any]:
-    return lambda data: None
-
-
 def check(environ: WSGIEnvironment, shape: str, count: int) -> None:
     """The request really matches the rule in the middle (else the timing means nothing)."""
     seen: dict[str, t.Any] = {}
@@ -104,19 +95,6 @@ def check(environ: WSGIEnvironment, shape: str, count: int) -> None:
         raise RuntimeError(f"{shape}, {count} rules: the request matched {decision!r}, not r{count // 2}")
 
 
-def run_once(app: WSGIApplication, environ: WSGIEnvironment, loops: int) -> float:
-    copy = dict.copy
-    start = time.perf_counter()
-    for _ in range(loops):
-        result = app(copy(environ), _start_response)
-        for _chunk in result:
-            pass
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return time.perf_counter() - start
-
-
 def run(*, quick: bool = False, repeat: int = 5, target: float = 0.2, log: t.TextIO | None = None) -> dict[str, t.Any]:
     """Median ns per request for every shape and count, and each shape's 10,000/10 ratio."""
     if quick:
@@ -124,7 +102,7 @@ def run(*, quick: bool = False, repeat: int = 5, target: float = 0.2, log: t.Tex
     cases: dict[tuple[str, int], tuple[WSGIApplication, WSGIEnvironment, int]] = {}
     for shape in SHAPES:
         for count in COUNTS:
-            app = Extraction(Router(bare_app, ruleset(shape, count)))
+            app: WSGIApplication = Extraction(Router(bare_app, ruleset(shape, count)))
             environ = request(shape, count)
             check(environ, shape, count)
             run_once(app, environ, 50)  # warm: the first request fills the remembered candidates
@@ -136,8 +114,8 @@ def run(*, quick: bool = False, repeat: int = 5, target: float = 0.2, log: t.Tex
             print(f"rule scaling: {shape} built", file=log)
     samples: dict[tuple[str, int], list[float]] = {key: [] for key in cases}
     for _ in range(repeat):
-        for key, (app, environ, loops) in cases.items():
-            samples[key].append(run_once(app, environ, loops) / loops * 1e9)
+        for key, (timed, environ, loops) in cases.items():
+            samples[key].append(run_once(timed, environ, loops) / loops * 1e9)
     medians = {f"{shape}|{count}": statistics.median(samples[(shape, count)]) for shape, count in cases}
     ratios = {shape: medians[f"{shape}|{COUNTS[-1]}"] / medians[f"{shape}|{COUNTS[0]}"] for shape in SHAPES}
     return {"counts": list(COUNTS), "median_ns": medians, "ratios": ratios,

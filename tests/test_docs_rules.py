@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import tomllib
 import typing as t
@@ -44,6 +43,8 @@ from werkzeug.test import create_environ
 from graywsgi import Extraction, Router
 from graywsgi.config import load_rules
 from graywsgi.routing import CompiledRules
+
+from .servers import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -538,18 +539,8 @@ def upstream_app(name: str) -> t.Callable[..., list[bytes]]:
 def upstreams() -> t.Iterator[dict[str, str]]:
     """A local server standing in for each upstream of the gateway example: cluster -> URL."""
     clusters = rule_block("routing.md", "everything").document["clusters"]
-    servers = {name: make_server("127.0.0.1", 0, upstream_app(name), threaded=True) for name in clusters}
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True) for s in servers.values()]
-    for thread in threads:
-        thread.start()
-    try:
-        yield {name: f"http://127.0.0.1:{server.port}" for name, server in servers.items()}
-    finally:
-        for server in servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in threads:
-            thread.join(timeout=10)
+    with serving({name: upstream_app(name) for name in clusters}) as ports:
+        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
 def gateway_rules(tmp_path: Path, urls: dict[str, str]) -> Path:

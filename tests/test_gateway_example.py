@@ -5,36 +5,23 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import threading
 import time
 import typing as t
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from examples.gateway.upstream import create_app
 from graywsgi.hashing import fnv1a_32
 
 from .gunicorn_helpers import ROOT, Gunicorn, free_port
+from .servers import serving
 
 
 @pytest.fixture
 def upstreams() -> t.Iterator[dict[str, int]]:
-    servers, threads = {}, []
-    for release in ("1.4.2", "1.5.0"):
-        server = make_server("127.0.0.1", 0, create_app(release), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        servers[release], threads = server, [*threads, thread]
-    try:
-        yield {release: server.port for release, server in servers.items()}
-    finally:
-        for server in servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in threads:
-            thread.join(timeout=10)
+    with serving({release: create_app(release) for release in ("1.4.2", "1.5.0")}) as ports:
+        yield ports
 
 
 def write_rules(path: Path, ports: dict[str, int], weight: int) -> None:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import typing as t
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from graywsgi import Extraction, current
 from graywsgi.hashing import bucket_of
+
+from .servers import serving
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "go_parity" / "vectors.json").read_text(encoding="utf-8"))
 
@@ -40,19 +40,9 @@ def echo(environ: t.Any, start_response: t.Any) -> list[bytes]:
 @pytest.fixture(scope="module")
 def servers() -> t.Iterator[dict[str, int]]:
     """Two real servers on free 127.0.0.1 ports: the default reading and the strict one."""
-    started = {name: make_server("127.0.0.1", 0, Extraction(echo, strict_identifiers=strict))
-               for name, strict in (("default", False), ("strict", True))}
-    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in started.values()]
-    for thread in threads:
-        thread.start()
-    try:
-        yield {name: server.server_port for name, server in started.items()}
-    finally:
-        for server in started.values():
-            server.shutdown()
-            server.server_close()
-        for thread in threads:
-            thread.join(timeout=10)
+    apps = {name: Extraction(echo, strict_identifiers=strict) for name, strict in (("default", False), ("strict", True))}
+    with serving(apps, threaded=False) as ports:
+        yield ports
 
 
 def send(port: int, raw: str) -> dict[str, t.Any]:

@@ -9,7 +9,6 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 from werkzeug.test import create_environ
 from werkzeug.wrappers import Request, Response
 
@@ -22,6 +21,7 @@ from graywsgi.rules import Backend, Cluster, KeySpec, PathMatch, Rule, RuleSet
 from graywsgi.trust import sign
 
 from .conftest import BufferedClient
+from .servers import serving
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -350,22 +350,8 @@ def upstream_app(name: str) -> t.Callable[..., t.Iterable[bytes]]:
 
 @pytest.fixture
 def upstreams() -> t.Iterator[dict[str, int]]:
-    servers = {}
-    threads = []
-    for name in ("old", "new"):
-        server = make_server("127.0.0.1", 0, upstream_app(name), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        servers[name] = server
-        threads.append(thread)
-    try:
-        yield {name: server.port for name, server in servers.items()}
-    finally:
-        for server in servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in threads:
-            thread.join(timeout=10)
+    with serving({name: upstream_app(name) for name in ("old", "new")}) as ports:
+        yield ports
 
 
 def test_proxy_mode_routes_to_upstreams(upstreams: dict[str, int]) -> None:
