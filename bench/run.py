@@ -766,6 +766,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     import rule_scaling  # bench/rule_scaling.py
 
     scaling = rule_scaling.run(quick=args.quick, log=sys.stderr)
+    import exporters  # bench/exporters.py
+
+    backends = exporters.run(quick=args.quick, log=sys.stderr)
     server = in_worker = None
     if not args.no_server:
         import gunicorn_ab  # bench/gunicorn_ab.py
@@ -789,7 +792,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         print(json.dumps({
             "path": mode, "cases": results, "other_path": {"path": other_mode, "cases": other_results},
             "memory": memory, "server": server, "in_worker": in_worker, "instructions": instructions,
-            "rule_scaling": scaling,
+            "rule_scaling": scaling, "exporters": backends,
             "pinned": restore is not None,
             "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in rows],
         }, indent=2))
@@ -824,6 +827,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             print(f"peer: {peer} {b:,.0f} ns vs {ours} {a:,.0f} ns over the same floor: {b / a:.1f}x")
     print()
     print(rule_scaling.table(scaling))
+    print()
+    print(exporters.table(backends))
     if memory:
         print(f"\nmemory, full chain, tracemalloc on ({'requests':>9} {'RSS KiB':>9} {'traced KiB':>11} {'peak KiB':>9} {'blocks':>9})")
         for row in memory:

@@ -71,6 +71,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     assert "; fused floor: " in next(line for line in summary.splitlines() if line.startswith("core chain over bare"))
     # Rule scaling for every shape (bench/rule_scaling.py): a verdict for each indexable one.
     assert "rule scaling, Extraction + Router" in out
+    assert "metrics backends over the core chain" in out  # bench/exporters.py
     for shape in ("host", "prefix", "template", "header", "query", "cookie"):
         line = next(line for line in summary.splitlines() if line.startswith(f"10,000 {shape} rules vs 10"))
         assert " PASS " in line or " MISS " in line, line
@@ -121,6 +122,19 @@ def test_rule_scaling_quick_run_prints_every_shape() -> None:
                                       "expression"]
     assert [shape for shape, indexed in report["indexed"].items() if not indexed] == ["version range", "expression"]
     assert len(report["median_ns"]) == 8 * 3 and all(value > 0 for value in report["median_ns"].values())
+
+
+def test_exporters_quick_run_times_every_backend() -> None:
+    """statsd, Prometheus and OpenTelemetry are dev dependencies: each is timed beside the bare core chain."""
+    done = run_bench("bench/exporters.py", "--quick", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["median_ns"]) == [
+        "core chain, no metrics", "statsd Metrics (dogstatsd, UDP)", "PrometheusMetrics (prometheus_client)",
+        "OpenTelemetryMiddleware (SDK, in-memory)",
+    ]
+    assert all(value > 0 for value in report["median_ns"].values())
+    assert set(report["added_ns"]) == set(report["median_ns"]) - {"core chain, no metrics"}
 
 
 def test_in_worker_quick_run_prints_every_variant() -> None:
