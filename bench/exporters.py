@@ -20,8 +20,6 @@ the core chain. A backend whose package is not installed is left out.
 
 from __future__ import annotations
 
-import argparse
-import json
 import socket
 import statistics
 import sys
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import core_chain, gray_environ, metrics_on, run_once  # bench/run.py
+from run import core_chain, gray_environ, metrics_on, run_once, table_script  # bench/run.py
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -103,17 +101,7 @@ def table(result: dict[str, t.Any]) -> str:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    result = run(quick=args.quick, repeat=args.repeat, log=sys.stderr)
-    print(json.dumps(result, indent=2) if args.json else table(result))
-    return 0
-
+    return table_script(argv, __doc__, run, table, repeat=7)
 
 if __name__ == "__main__":
     sys.exit(main())

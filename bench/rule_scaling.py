@@ -19,8 +19,6 @@ case, so a noisy moment hits all of them alike; the table gives medians.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import typing as t
@@ -32,7 +30,7 @@ from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
 from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet, ValueCondition
-from run import _start_response, bare_app, run_once  # bench/run.py: the same floor app and loop
+from run import _start_response, bare_app, run_once, table_script  # bench/run.py: the same floor app, loop, command line
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -133,17 +131,7 @@ def table(result: dict[str, t.Any]) -> str:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    result = run(quick=args.quick, repeat=args.repeat, log=sys.stderr)
-    print(json.dumps(result, indent=2) if args.json else table(result))
-    return 0
-
+    return table_script(argv, __doc__, run, table, repeat=5)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -627,6 +627,20 @@ def machine_line(results: dict[str, dict[str, float]]) -> str:
     return "this machine vs the issue's reference figures: " + "; ".join(parts)
 
 
+def table_script(argv: t.Sequence[str] | None, doc: str | None, run: t.Callable[..., dict[str, t.Any]],
+                 table: t.Callable[[dict[str, t.Any]], str], repeat: int) -> int:
+    """The command line of a small bench script (bench/rule_scaling.py, bench/exporters.py):
+    ``--quick``, ``--repeat N`` (default ``repeat``), ``--json``; runs ``run`` and prints its table or JSON."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--repeat", type=positive(int), default=repeat)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, repeat=args.repeat, log=sys.stderr)
+    print(json.dumps(result, indent=2) if args.json else table(result))
+    return 0
+
+
 def positive(kind: t.Callable[[str], t.Any]) -> t.Callable[[str], t.Any]:
     """An argparse type: ``kind(text)``, which must be > 0."""
 
