@@ -19,8 +19,8 @@ import typing as t
 from flask import Flask
 
 from graywsgi import CanarySplit, Extraction, Router
-from graywsgi.guard import Guard
-from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+from graywsgi.layers.guard import Guard
+from graywsgi.rules.model import Backend, Cluster, Rule, RuleSet
 from reference import Reference  # bench/reference.py
 
 if t.TYPE_CHECKING:

@@ -33,7 +33,7 @@ import threading
 import time
 import typing as t
 
-from graywsgi.hashing import cached_fnv1a_32
+from graywsgi.core.hashing import cached_fnv1a_32
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import _start_response, bare_app, gray_environ  # noqa: E402
 
 from graywsgi import CanarySplit, Extraction, Router  # noqa: E402
-from graywsgi.guard import Guard  # noqa: E402
-from graywsgi.metrics import Metrics, StatsdSink  # noqa: E402
-from graywsgi.rules import Backend, Cluster, Rule, RuleSet  # noqa: E402
+from graywsgi.layers.guard import Guard  # noqa: E402
+from graywsgi.metrics.layer import Metrics, StatsdSink  # noqa: E402
+from graywsgi.rules.model import Backend, Cluster, Rule, RuleSet  # noqa: E402
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

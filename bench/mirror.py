@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graywsgi.evolution import Api, Exemption, ProtocolEvolution
-from graywsgi.mirror import Mirror
+from graywsgi.evolution.stages import Api, Exemption, ProtocolEvolution
+from graywsgi.evolution.mirror import Mirror
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

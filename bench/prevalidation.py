@@ -43,8 +43,8 @@ import time
 import typing as t
 from pathlib import Path
 
-from graywsgi.context import ENVIRON_KEY, GrayContext
-from graywsgi.prevalidation import PreValidation
+from graywsgi.core.context import ENVIRON_KEY, GrayContext
+from graywsgi.prevalidation.layer import PreValidation
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import typing as t
 
-from graywsgi.hashing import cached_fnv1a_32
+from graywsgi.core.hashing import cached_fnv1a_32
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

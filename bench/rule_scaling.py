@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
-from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet, ValueCondition
+from graywsgi.rules.model import Backend, Cluster, PathMatch, Rule, RuleSet, ValueCondition
 from run import _start_response, bare_app, run_once, table_script  # bench/run.py: the same floor app, loop, command line
 
 if t.TYPE_CHECKING:

@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from werkzeug.test import create_environ
 
 from graywsgi import CanarySplit, Extraction, Router
-from graywsgi.guard import Guard
-from graywsgi.rules import Backend, Cluster, PathMatch, Rule, RuleSet
+from graywsgi.layers.guard import Guard
+from graywsgi.rules.model import Backend, Cluster, PathMatch, Rule, RuleSet
 import budgets  # bench/budgets.py
 from budgets import (  # the case names the budget summary reads
     CORE,
@@ -175,7 +175,7 @@ class WithJSONBody:
 def prevalidation_cases() -> dict[str, WSGIApplication]:
     from prevalidation import write_spec  # bench/prevalidation.py
 
-    from graywsgi.prevalidation import PreValidation
+    from graywsgi.prevalidation.layer import PreValidation
 
     spec = write_spec()
     return {
@@ -232,7 +232,7 @@ class WindowRecord:
     """One ``RouteBreaker`` admit + record per request around the application (graywsgi's window)."""
 
     def __init__(self, app: WSGIApplication) -> None:
-        from graywsgi.breaker import RouteBreaker
+        from graywsgi.core.breaker import RouteBreaker
 
         self.app = app
         self.breaker = RouteBreaker("canary")
@@ -292,7 +292,7 @@ class WithContext:
     """Puts the gray context Extraction would build into the environ (built once, outside the timing)."""
 
     def __init__(self, app: WSGIApplication) -> None:
-        from graywsgi.context import ENVIRON_KEY
+        from graywsgi.core.context import ENVIRON_KEY
 
         seen: dict[str, object] = {}
 
@@ -354,20 +354,20 @@ def light_core_chain(app: WSGIApplication = bare_app) -> WSGIApplication:
 
 def evolution(app: WSGIApplication = bare_app) -> WSGIApplication:
     """ProtocolEvolution moving ``/v1/orders`` to ``/v2/orders``, in its compat stage."""
-    from graywsgi.evolution import Api, ProtocolEvolution
+    from graywsgi.evolution.stages import Api, ProtocolEvolution
 
     return ProtocolEvolution(app, apis=[Api("orders", old="/v1/orders", new="/v2/orders", stage="compat")])
 
 
 def metrics_on(app: WSGIApplication, port: int) -> WSGIApplication:
-    from graywsgi.metrics import Metrics
+    from graywsgi.metrics.layer import Metrics
 
     return Metrics(app, port=port, tag_style="dogstatsd")
 
 
 def full_chain(port: int, spec: Path) -> WithJSONBody:
     """Metrics + core chain + PreValidation (6 rules) of the bench's small JSON body."""
-    from graywsgi.prevalidation import PreValidation
+    from graywsgi.prevalidation.layer import PreValidation
 
     checked = PreValidation(bare_app, openapi=spec)
     return WithJSONBody(metrics_on(

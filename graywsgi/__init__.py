@@ -1,7 +1,7 @@
 """graywsgi: thread-safe WSGI middleware for gray (canary) releases.
 
 Wrap any WSGI application; every request then carries a
-:class:`~graywsgi.context.GrayContext` that business code reads through
+:class:`~graywsgi.core.context.GrayContext` that business code reads through
 :data:`graywsgi.current`::
 
     from graywsgi import CanarySplit, Extraction, current
@@ -18,8 +18,8 @@ from __future__ import annotations
 # First: it decides whether the compiled modules or their plain Python
 # sources are imported (GRAYWSGI_PURE_PYTHON).
 from graywsgi import speedups  # noqa: I001
-from graywsgi.admin import AdminApp
-from graywsgi.context import (
+from graywsgi.rollout.admin import AdminApp
+from graywsgi.core.context import (
     DegradeLevel,
     GrayContext,
     Source,
@@ -28,20 +28,20 @@ from graywsgi.context import (
     get_current,
 )
 from graywsgi.errors import ConfigurationError, GrayError, RequestError
-from graywsgi.evolution import Api, Exemption, ProtocolEvolution, Stage
-from graywsgi.extraction import Extraction
-from graywsgi.extraction_breaker import ExtractionBreaker
-from graywsgi.metrics import Metrics, MetricsListener
-from graywsgi.mirror import Mirror
-from graywsgi.prevalidation import PreValidation
-from graywsgi.propagation import ContextExecutor, ContextFilter
-from graywsgi.proxy import UpstreamProxy
-from graywsgi.router import Router
-from graywsgi.rules import RuleSet
-from graywsgi.split import CanarySplit
-from graywsgi.store import FileStore, MemoryStore
-from graywsgi.trust import TrustPolicy
-from graywsgi.version import Version, VersionContext, VersionRange
+from graywsgi.evolution.stages import Api, Exemption, ProtocolEvolution, Stage
+from graywsgi.layers.extraction import Extraction
+from graywsgi.layers.extraction_breaker import ExtractionBreaker
+from graywsgi.metrics.layer import Metrics, MetricsListener
+from graywsgi.evolution.mirror import Mirror
+from graywsgi.prevalidation.layer import PreValidation
+from graywsgi.httputil.propagation import ContextExecutor, ContextFilter
+from graywsgi.httputil.proxy import UpstreamProxy
+from graywsgi.layers.router import Router
+from graywsgi.rules.model import RuleSet
+from graywsgi.layers.split import CanarySplit
+from graywsgi.state.rule_store import FileStore, MemoryStore
+from graywsgi.httputil.trust import TrustPolicy
+from graywsgi.core.version import Version, VersionContext, VersionRange
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 import sys
 
-from graywsgi.cli import main
+from graywsgi.cli.main import main
 
 sys.exit(main())

@@ -43,20 +43,20 @@ __all__ = ["COMPILED_MODULES", "ENVIRONMENT_VARIABLES", "PURE_PYTHON_ENV", "comp
 
 #: The modules the build compiles (setup.py reads this tuple).
 COMPILED_MODULES = (
-    "graywsgi._closing",
-    "graywsgi.pipeline",
-    "graywsgi.identifiers",
-    "graywsgi.route_step",
-    "graywsgi.metrics_step",
-    "graywsgi.guard",
-    "graywsgi.breaker",
-    "graywsgi.window",
-    "graywsgi.decision",
-    "graywsgi.routing",
-    "graywsgi.hashing",
-    "graywsgi.store",
-    "graywsgi.state",
-    "graywsgi._request_ids",
+    "graywsgi.layers.scope",
+    "graywsgi.layers.pipeline",
+    "graywsgi.layers.identifiers",
+    "graywsgi.layers.route_step",
+    "graywsgi.metrics.step",
+    "graywsgi.layers.guard",
+    "graywsgi.core.breaker",
+    "graywsgi.core.window",
+    "graywsgi.rules.decision",
+    "graywsgi.rules.routing",
+    "graywsgi.core.hashing",
+    "graywsgi.state.rule_store",
+    "graywsgi.state.rollout_state",
+    "graywsgi.httputil.request_ids",
 )
 
 #: Set to ``1`` to run the plain Python modules although compiled ones exist.

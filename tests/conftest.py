@@ -6,7 +6,7 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
-from graywsgi.context import ENVIRON_KEY, GrayContext, get_current
+from graywsgi.core.context import ENVIRON_KEY, GrayContext, get_current
 
 # Apps served by real servers in the tests; importing them needs their
 # environment (--doctest-modules would import every module here).

@@ -1,4 +1,4 @@
-"""The app of the real-gunicorn Prometheus test (tests/test_contrib_prometheus.py).
+"""The app of the real-gunicorn Prometheus test (tests/contrib/test_prometheus.py).
 
 Served as ``tests.prometheus_app:application``; ``-c tests/prometheus_app.py``
 makes the same file the gunicorn config, for its ``child_exit`` hook (the
@@ -36,7 +36,7 @@ if __name__ != "__config__":  # gunicorn execs its config file as "__config__"
 
     from graywsgi import Extraction, Router
     from graywsgi.contrib.prometheus import PrometheusMetrics
-    from graywsgi.rules import Backend, Cluster, Rule, RuleSet
+    from graywsgi.rules.model import Backend, Cluster, Rule, RuleSet
 
     RULES = RuleSet(
         id="prom",

@@ -28,7 +28,7 @@ RULE_FILES = (
 
 def code_points() -> dict[str, t.Any]:
     """plain_ascii and trimmed for every code point, alone and inside text."""
-    from graywsgi.identifiers import field_text, plain_ascii, trimmed
+    from graywsgi.layers.identifiers import field_text, plain_ascii, trimmed
 
     accepted = []
     fields = []
@@ -49,7 +49,7 @@ def code_points() -> dict[str, t.Any]:
 
 def traceparents() -> dict[str, t.Any]:
     """valid_traceparent for a valid header and every one-character mutation of it."""
-    from graywsgi.identifiers import valid_traceparent
+    from graywsgi.layers.identifiers import valid_traceparent
 
     good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     replacements = "0aAfFgG-_ \x00\u00e9"
@@ -67,7 +67,7 @@ def traceparents() -> dict[str, t.Any]:
 
 def buckets() -> dict[str, t.Any]:
     """bucket_of (and fnv1a_32) for 100,000 generated keys."""
-    from graywsgi.hashing import bucket_of, fnv1a_32
+    from graywsgi.core.hashing import bucket_of, fnv1a_32
 
     rng = random.Random(18)
     keys = [f"user-{n}".encode() for n in range(50_000)]
@@ -148,7 +148,7 @@ def decisions() -> dict[str, t.Any]:
     """The route, group, reason and identifiers of 2,000 generated requests
     through Extraction(Router(...)) for every example rule file."""
     from graywsgi import Extraction, Router, current
-    from graywsgi.config import load_rules
+    from graywsgi.rules.files import load_rules
 
     def echo(name: str) -> t.Any:
         def app(environ: dict[str, t.Any], start_response: t.Any) -> list[bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graywsgi.config import load_rules, parse_rules
+from graywsgi.rules.files import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ file a page pulls in with ``{literalinclude}`` -- is found here and sorted:
 
 - a **rule file** (a mapping with ``clusters`` or ``rules`` at the top) is
   written to a temporary file with its format's suffix and loaded with
-  graywsgi's own loader (:func:`graywsgi.config.load_rules`, what ``Router``
+  graywsgi's own loader (:func:`graywsgi.rules.files.load_rules`, what ``Router``
   and ``FileStore`` use), then served: requests go through
   ``Extraction(Router(stable, rule_file, apps={cluster: app, ...}))`` and the
   route in ``environ["graywsgi.decision"]`` (and the app that answered) is
@@ -41,8 +41,8 @@ from werkzeug.serving import make_server
 from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
-from graywsgi.config import load_rules
-from graywsgi.routing import CompiledRules
+from graywsgi.rules.files import load_rules
+from graywsgi.rules.routing import CompiledRules
 
 from .servers import serving
 
@@ -171,17 +171,17 @@ NOT_RULE_FILES = [
                  "the /status document (output); its 'clusters' and 'rules' keys are a status report, "
                  "not a rule file"),
     NotARuleFile("checklist.md", "yaml", frozenset({"checks"}),
-                 "a rollback checklist: loaded by tests/test_checklist.py::test_docs_page_examples_load"),
+                 "a rollback checklist: loaded by tests/rollout/test_checklist.py::test_docs_page_examples_load"),
     NotARuleFile("checklist.md", "json", frozenset({"breakers", "baseline"}),
                  "the guard status a metrics_within_baseline check reads (input of a check, not a rule file)"),
     NotARuleFile("checklist.md", "json", frozenset({"checklist", "ok", "problems"}),
                  "the JSON report of a checklist run (output)"),
     NotARuleFile("prevalidation.md", "yaml", frozenset({"openapi", "paths"}),
-                 "an OpenAPI document with x-gray-rules: run by tests/test_prevalidation_docs.py"),
+                 "an OpenAPI document with x-gray-rules: run by tests/prevalidation/test_docs.py"),
     NotARuleFile("prevalidation.md", "yaml", frozenset({"Order", "Item"}),
-                 "schemas.yaml, the JSON Schemas openapi.yaml refers to: run by tests/test_prevalidation_docs.py"),
+                 "schemas.yaml, the JSON Schemas openapi.yaml refers to: run by tests/prevalidation/test_docs.py"),
     NotARuleFile("prevalidation.md", "json", frozenset({"type", "title", "status", "errors"}),
-                 "a problem+json answer (output): its text is checked by tests/test_prevalidation_docs.py"),
+                 "a problem+json answer (output): its text is checked by tests/prevalidation/test_docs.py"),
     NotARuleFile("configuration.md", "json", frozenset({"$schema"}),
                  "a published JSON Schema (literalinclude of graywsgi/schema/*.json), the loader's own input"),
 ]
@@ -627,15 +627,15 @@ def test_every_rule_example_is_checked_against_its_text() -> None:
         )
 
 
-# --- 6. the rule set in graywsgi.rules' docstring (docs/api.md renders it) -------------
+# --- 6. the rule set in graywsgi.rules.model' docstring (docs/api.md renders it) -------------
 
 
 def test_the_api_pages_yaml_is_the_same_rule_set_as_its_python() -> None:
-    """graywsgi/rules.py, shown by docs/api.md: "The same rule set as YAML::"."""
-    import graywsgi.rules
-    from graywsgi.config import parse_rules
+    """graywsgi/rules/model.py, shown by docs/api.md: "The same rule set as YAML::"."""
+    import graywsgi.rules.model
+    from graywsgi.rules.files import parse_rules
 
-    doc = graywsgi.rules.__doc__ or ""
+    doc = graywsgi.rules.model.__doc__ or ""
     python = re.search(r"\.\. code-block:: python\n\n(.*?)\n\S", doc, re.S)
     yaml_text = re.search(r"The same rule set as YAML::\n\n(.*?)\n\S", doc, re.S)
     assert python and yaml_text

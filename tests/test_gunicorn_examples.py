@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from graywsgi.hashing import fnv1a_32
-from graywsgi.trust import sign
+from graywsgi.core.hashing import fnv1a_32
+from graywsgi.httputil.trust import sign
 
 from .gunicorn_helpers import ROOT, Gunicorn
 

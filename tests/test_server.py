@@ -14,7 +14,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from graywsgi import CanarySplit, Extraction, current
-from graywsgi.hashing import fnv1a_32
+from graywsgi.core.hashing import fnv1a_32
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -84,7 +84,7 @@ def test_import_starts_no_threads_and_opens_no_sockets() -> None:
     code = (
         "import os, threading\n"
         "before = set(os.listdir('/proc/self/fd'))\n"
-        "import graywsgi, graywsgi.extraction, graywsgi.split, graywsgi.demo, graywsgi.cli\n"
+        "import graywsgi, graywsgi.layers.extraction, graywsgi.layers.split, graywsgi.cli.demo, graywsgi.cli.main\n"
         "from graywsgi import Extraction, CanarySplit\n"
         "CanarySplit(Extraction(lambda e, s: []), percent=5)\n"
         "after = set(os.listdir('/proc/self/fd'))\n"

@@ -27,9 +27,9 @@ import pytest
 import graywsgi
 import graywsgi.speedups as speedups
 from graywsgi import CanarySplit, ConfigurationError, Extraction, Metrics, Router
-from graywsgi.breaker import BreakerPolicy
-from graywsgi.guard import Guard
-from graywsgi.window import LatencyWindow, SlidingWindow
+from graywsgi.core.breaker import BreakerPolicy
+from graywsgi.layers.guard import Guard
+from graywsgi.core.window import LatencyWindow, SlidingWindow
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tests" / "speedups_probe.py"
@@ -97,9 +97,9 @@ def test_this_pass_runs_the_path_it_asked_for() -> None:
     if PURE_PASS:
         assert speedups.describe() == "pure Python (GRAYWSGI_PURE_PYTHON=1)"
         assert not any(speedups.status().values())
-        import graywsgi.pipeline
+        import graywsgi.layers.pipeline
 
-        assert graywsgi.pipeline.__file__.endswith(".py")
+        assert graywsgi.layers.pipeline.__file__.endswith(".py")
     elif IN_CI:
         # CI installs with `pip install -e ".[dev]"` on a machine with gcc:
         # the fast path must have been built, or the budgets measure nothing.
@@ -286,14 +286,14 @@ def test_wheel_built_without_a_compiler_runs_pure_python(tmp_path: Path) -> None
     assert "WARNING: graywsgi:" in done.stdout + done.stderr
     (wheel,) = (tmp_path / "dist").glob("graywsgi-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "graywsgi/pipeline.py" in names
+    assert "graywsgi/layers/pipeline.py" in names
     assert not [name for name in names if name.endswith((".so", ".pyd"))]
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     env.pop("CC")
     env["PYTHONPATH"] = str(unpacked)
     out = _python(
-        "import graywsgi, graywsgi.speedups as s; from graywsgi.hashing import bucket_of; "
+        "import graywsgi, graywsgi.speedups as s; from graywsgi.core.hashing import bucket_of; "
         "print(graywsgi.__file__); print(s.describe()); print(bucket_of(b'user-42'))",
         pure=False,
         cwd=tmp_path,

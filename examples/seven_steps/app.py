@@ -22,9 +22,9 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
 from graywsgi import AdminApp, Extraction, Router, current
-from graywsgi.breaker import BreakerPolicy
-from graywsgi.guard import Guard
-from graywsgi.state import FileStateStore
+from graywsgi.core.breaker import BreakerPolicy
+from graywsgi.layers.guard import Guard
+from graywsgi.state.rollout_state import FileStateStore
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -26,7 +26,7 @@ land.
 Settings
 --------
 
-Trust boundary (:class:`~graywsgi.trust.TrustPolicy`; with neither
+Trust boundary (:class:`~graywsgi.httputil.trust.TrustPolicy`; with neither
 ``TRUSTED_NETWORKS`` nor ``SIGNING_KEYS`` every gray header is honoured --
 development only):
 
@@ -39,7 +39,7 @@ Key                       Value                                    Default
 ``SIGNATURE_MAX_SKEW``    seconds                                  ``300``
 ========================  =======================================  ===================
 
-Extraction (:class:`~graywsgi.extraction.Extraction`):
+Extraction (:class:`~graywsgi.layers.extraction.Extraction`):
 
 ===============================  ===================================================  ===========
 Key                              Value                                                Default
@@ -54,8 +54,8 @@ Key                              Value                                          
 ``EXTRACTION_REFUSE_WHEN_OPEN``  bool: 503 instead of the fallback context (L3)       ``False``
 ===============================  ===================================================  ===========
 
-The route -- either a rule file (:class:`~graywsgi.router.Router`) or a
-plain percentage (:class:`~graywsgi.split.CanarySplit`), never both. With
+The route -- either a rule file (:class:`~graywsgi.layers.router.Router`) or a
+plain percentage (:class:`~graywsgi.layers.split.CanarySplit`), never both. With
 neither, the split runs at 0 %: only an explicit colour reaches canary
 (a dark launch).
 
@@ -71,25 +71,25 @@ Key                        Value                                                
 ``COLORS``                 dict: ``X-Traffic-Color`` value -> ``canary``/``stable``  built-in
 =========================  ========================================================  ==========
 
-Breakers and rollback (:class:`~graywsgi.guard.Guard`; with ``RULES`` only).
+Breakers and rollback (:class:`~graywsgi.layers.guard.Guard`; with ``RULES`` only).
 A guard is built when any of these is set; ``GUARD = True`` builds one with
 every default (state in memory: this process only).
 
-============================  ===================================================  ========
-Key                           Value                                                Default
-============================  ===================================================  ========
-``GUARD``                     ``True``, or a ready :class:`~graywsgi.guard.Guard`  --
+============================  ============================================================  ========
+Key                           Value                                                         Default
+============================  ============================================================  ========
+``GUARD``                     ``True``, or a ready :class:`~graywsgi.layers.guard.Guard`    --
                               (then no other key below may be set)
-``STATE``                     state file path, ``redis://host:port/db#key``, or    memory
-                              a :class:`~graywsgi.state.StateStore`
-``STATE_CHECK_INTERVAL``      seconds between reads of the state                   ``0.05``
-``BREAKER``                   dict of :class:`~graywsgi.breaker.BreakerPolicy`     defaults
+``STATE``                     state file path, ``redis://host:port/db#key``, or             memory
+                              a :class:`~graywsgi.state.rollout_state.StateStore`
+``STATE_CHECK_INTERVAL``      seconds between reads of the state                            ``0.05``
+``BREAKER``                   dict of :class:`~graywsgi.core.breaker.BreakerPolicy`         defaults
                               fields, or a ``BreakerPolicy``
-``GUARD_REFUSE_WHEN_OPEN``    bool: 503 instead of rerouting to stable             ``False``
-``GUARD_RETRY_ON_STABLE``     bool: lossless retry of failed idempotent requests   ``True``
-``GUARD_LISTENERS``           list of ``BreakerListener`` objects or import        ``[]``
+``GUARD_REFUSE_WHEN_OPEN``    bool: 503 instead of rerouting to stable                      ``False``
+``GUARD_RETRY_ON_STABLE``     bool: lossless retry of failed idempotent requests            ``True``
+``GUARD_LISTENERS``           list of ``BreakerListener`` objects or import                 ``[]``
                               strings
-============================  ===================================================  ========
+============================  ============================================================  ========
 
 Reserved, for layers not in this version: ``METRICS`` and every key
 starting ``METRICS_`` (statsd metrics), ``OPENAPI`` and every key starting
@@ -129,18 +129,19 @@ import logging
 import os
 import typing as t
 
-from graywsgi.breaker import BreakerListener, BreakerPolicy
+from graywsgi.core.breaker import BreakerListener, BreakerPolicy
 from graywsgi.errors import ConfigurationError
-from graywsgi.extraction import Extraction, Resolver
-from graywsgi.extraction_breaker import ExtractionBreaker
-from graywsgi.guard import Guard
-from graywsgi.router import Router
-from graywsgi.routing import CompiledRules
-from graywsgi.rules import RuleSet
-from graywsgi.split import CANARY, STABLE, CanarySplit
-from graywsgi.state import StateStore, open_state_store
-from graywsgi.store import FileStore, RuleStore
-from graywsgi.trust import TrustPolicy
+from graywsgi.layers.extraction import Extraction, Resolver
+from graywsgi.layers.extraction_breaker import ExtractionBreaker
+from graywsgi.layers.guard import Guard
+from graywsgi.layers.router import Router
+from graywsgi.rules.routing import CompiledRules
+from graywsgi.rules.model import RuleSet
+from graywsgi.layers.split import CANARY, STABLE, CanarySplit
+from graywsgi.state.locations import open_state_store
+from graywsgi.state.rollout_state import StateStore
+from graywsgi.state.rule_store import FileStore, RuleStore
+from graywsgi.httputil.trust import TrustPolicy
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -373,7 +374,7 @@ def _listeners(value: object) -> tuple[BreakerListener, ...]:
         if isinstance(listener, type) and issubclass(listener, BreakerListener):
             listener = listener()
         if not isinstance(listener, BreakerListener):
-            raise TypeError(f"{item!r} is not a graywsgi.breaker.BreakerListener")
+            raise TypeError(f"{item!r} is not a graywsgi.core.breaker.BreakerListener")
         found.append(listener)
     return tuple(found)
 
@@ -422,9 +423,9 @@ class GrayChain:
 
     :ivar entry: the outermost layer: what the server calls.
     :ivar app: the application the chain wraps.
-    :ivar extraction: the :class:`~graywsgi.extraction.Extraction` layer.
-    :ivar router: the :class:`~graywsgi.router.Router`, with ``RULES``.
-    :ivar split: the :class:`~graywsgi.split.CanarySplit`, without ``RULES``.
+    :ivar extraction: the :class:`~graywsgi.layers.extraction.Extraction` layer.
+    :ivar router: the :class:`~graywsgi.layers.router.Router`, with ``RULES``.
+    :ivar split: the :class:`~graywsgi.layers.split.CanarySplit`, without ``RULES``.
     """
 
     __slots__ = ("entry", "app", "extraction", "router", "split", "_ready_pid")
@@ -652,7 +653,7 @@ def _router(read: _Settings, app: WSGIApplication) -> Router:
         if value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
                 "rules in Redis need a rule set to start from: pass "
-                "graywsgi.redis_store.RedisRuleStore(url, initial='rules.yaml', key=...) as the value"
+                "graywsgi.state.redis_store.RedisRuleStore(url, initial='rules.yaml', key=...) as the value"
             )
         return FileStore(value, check_interval=interval)
 
@@ -726,7 +727,7 @@ def _guard(read: _Settings) -> Guard | None:
 
 def _guard_switch(value: object) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"must be True, False or a graywsgi.guard.Guard, got {value!r}")
+        raise TypeError(f"must be True, False or a graywsgi.layers.guard.Guard, got {value!r}")
     return value
 
 

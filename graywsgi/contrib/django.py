@@ -57,7 +57,7 @@ from __future__ import annotations
 import functools
 import typing as t
 
-from graywsgi.context import GrayContext, get_current
+from graywsgi.core.context import GrayContext, get_current
 from graywsgi.contrib import GrayChain, SettingsError, build_chain
 from graywsgi.errors import ConfigurationError
 

@@ -41,7 +41,7 @@ What the app sees
 
 - :data:`graywsgi.current` in views, ``before_request``, ``after_request``
   and ``teardown_request`` handlers, error handlers and streamed responses;
-- ``gray`` in templates: the request's :class:`~graywsgi.context.GrayContext`
+- ``gray`` in templates: the request's :class:`~graywsgi.core.context.GrayContext`
   (``{{ gray.route }}``), or ``None`` when a template is rendered outside a
   request graywsgi handled;
 - ``app.extensions["graywsgi"]``: a :class:`FlaskGray` holding the extension
@@ -84,7 +84,7 @@ from flask.signals import request_started
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 
-from graywsgi.context import GrayContext, get_current
+from graywsgi.core.context import GrayContext, get_current
 from graywsgi.contrib import GrayChain, build_chain
 from graywsgi.errors import ConfigurationError
 

@@ -36,7 +36,7 @@ flag               type     value                                        variant
 =================  =======  ===========================================  ===============
 
 Reasons, for the route flags (``is-canary``, ``route``, ``ab-group``), from
-``current.route_reason`` (what the :class:`~graywsgi.router.Router`
+``current.route_reason`` (what the :class:`~graywsgi.layers.router.Router`
 recorded):
 
 - ``weight`` -> ``SPLIT`` (a weighted cluster of the matched rule took the
@@ -47,7 +47,7 @@ recorded):
   got the request because nothing else claimed it);
 - ``rerouted: ...``, ``retried on the default cluster`` -> ``DISABLED`` (the
   guard took the canary out of service for this request);
-- no reason recorded (:class:`~graywsgi.split.CanarySplit`, which records
+- no reason recorded (:class:`~graywsgi.layers.split.CanarySplit`, which records
   none): ``TARGETING_MATCH`` when the request's ``X-Traffic-Color`` names its
   route in ``colors``, ``DEFAULT`` for a fallback context or a stable
   request, else ``SPLIT`` (the gray id's hash bucket put it on canary).
@@ -87,8 +87,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
         "pip install graywsgi[openfeature]"
     ) from error
 
-from graywsgi.context import GrayContext, get_current
-from graywsgi.split import DEFAULT_COLORS
+from graywsgi.core.context import GrayContext, get_current
+from graywsgi.layers.split import DEFAULT_COLORS
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from openfeature.flag_evaluation import FlagValueType
@@ -132,7 +132,7 @@ class GrayProvider(AbstractProvider):
         false on them). Pass the rule set's ``default_cluster`` (and any
         other cluster that is not a canary) when it is not ``stable``.
     :param colors: ``X-Traffic-Color`` value -> route, as given to
-        :class:`~graywsgi.split.CanarySplit`; used only to tell a colour
+        :class:`~graywsgi.layers.split.CanarySplit`; used only to tell a colour
         decision from a hash decision when the split recorded no reason.
     """
 

@@ -9,7 +9,7 @@ application's choice). Needs the ``otel`` extra
 
     from graywsgi import Extraction, Router
     from graywsgi.contrib.otel import GrayBaggage, OpenTelemetryListener, OpenTelemetryMiddleware
-    from graywsgi.guard import Guard
+    from graywsgi.layers.guard import Guard
 
     guard = Guard(listeners=[OpenTelemetryListener()])
     app.wsgi_app = OpenTelemetryMiddleware(
@@ -22,7 +22,7 @@ Three pieces:
   if you use it). When the server *closes* the response it reads what the
   layers inside decided (``environ["graywsgi.context"]``,
   ``environ["graywsgi.decision"]``) and sets ``graywsgi.route``,
-  ``graywsgi.group``, ``graywsgi.version``, ``graywsgi.degrade_level``,
+  ``graywsgi.group``, ``graywsgi.core.version``, ``graywsgi.degrade_level``,
   ``graywsgi.source``, ``graywsgi.rule`` and ``graywsgi.reason`` on the span
   that was current when the request entered (the instrumentation's server
   span). With ``start_span=True`` and no recording span current, it starts
@@ -36,7 +36,7 @@ Three pieces:
   iterated, so ``opentelemetry.propagate.inject`` (and every instrumented
   HTTP client) carries it downstream. The gray id is **not** among the
   default keys: baggage leaves your service.
-- :class:`OpenTelemetryListener`, for the :class:`~graywsgi.guard.Guard`:
+- :class:`OpenTelemetryListener`, for the :class:`~graywsgi.layers.guard.Guard`:
   breaker trips, rollbacks and resumes as counters.
 
 :func:`gray_baggage` is the mapping :class:`GrayBaggage` puts in;
@@ -71,17 +71,17 @@ except ImportError as exc:  # pragma: no cover - exercised with the module hidde
     ) from exc
 
 from graywsgi import __version__
-from graywsgi.breaker import BreakerListener
-from graywsgi.context import ENVIRON_KEY, GrayContext
+from graywsgi.core.breaker import BreakerListener
+from graywsgi.core.context import ENVIRON_KEY, GrayContext
 from graywsgi.contrib._recording import BoundedValues, RateLimitedErrors
-from graywsgi.metrics_step import DECISION_KEY, method_tag, status_class
+from graywsgi.metrics.step import DECISION_KEY, method_tag, status_class
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from graywsgi.window import WindowTotals
+    from graywsgi.core.window import WindowTotals
 
 __all__ = [
     "OpenTelemetryMiddleware",
@@ -498,7 +498,7 @@ class _InContext:
 
 class OpenTelemetryListener(BreakerListener):
     """Breaker trips, rollbacks and resumes as OTel counters. Pass it to the
-    :class:`~graywsgi.guard.Guard` (``Guard(listeners=[...])``).
+    :class:`~graywsgi.layers.guard.Guard` (``Guard(listeners=[...])``).
 
     - ``<namespace>.breaker.trips``, attribute ``<namespace>.route``: once
       per trip, in the worker that tripped;

@@ -2,7 +2,7 @@
 Prometheus
 ==========
 
-The request metrics of :mod:`graywsgi.metrics` for Prometheus, with
+The request metrics of :mod:`graywsgi.metrics.layer` for Prometheus, with
 ``prometheus_client``: a request duration histogram by route, A/B group,
 status class and method, and counters for routing decisions, breaker trips,
 rollbacks and resumes. Needs the ``prometheus`` extra
@@ -10,7 +10,7 @@ rollbacks and resumes. Needs the ``prometheus`` extra
 
     from graywsgi import Extraction, Router
     from graywsgi.contrib.prometheus import PrometheusListener, PrometheusMetrics
-    from graywsgi.guard import Guard
+    from graywsgi.layers.guard import Guard
 
     guard = Guard(listeners=[PrometheusListener()])
     app.wsgi_app = PrometheusMetrics(Extraction(Router(app.wsgi_app, "rules.yaml", guard=guard)))
@@ -57,17 +57,17 @@ except ImportError as exc:  # pragma: no cover - exercised with the module hidde
         "graywsgi.contrib.prometheus needs prometheus_client: pip install graywsgi[prometheus]"
     ) from exc
 
-from graywsgi.breaker import BreakerListener
-from graywsgi.context import ENVIRON_KEY, GrayContext
+from graywsgi.core.breaker import BreakerListener
+from graywsgi.core.context import ENVIRON_KEY, GrayContext
 from graywsgi.contrib._recording import BoundedValues, RateLimitedErrors
-from graywsgi.metrics_step import DECISION_KEY, method_tag, status_class
+from graywsgi.metrics.step import DECISION_KEY, method_tag, status_class
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from graywsgi.window import WindowTotals
+    from graywsgi.core.window import WindowTotals
 
 __all__ = ["PrometheusMetrics", "PrometheusListener", "child_exit", "DEFAULT_BUCKETS"]
 
@@ -255,7 +255,7 @@ class _Body:
 
 class PrometheusListener(BreakerListener):
     """Breaker trips, rollbacks and resumes as Prometheus counters. Pass it
-    to the :class:`~graywsgi.guard.Guard` (``Guard(listeners=[...])``).
+    to the :class:`~graywsgi.layers.guard.Guard` (``Guard(listeners=[...])``).
 
     - ``<prefix>_breaker_trips_total``, label ``route``: once per trip, in
       the worker that tripped;

@@ -14,10 +14,10 @@ import os
 import typing as t
 
 from graywsgi import Extraction, Router, current
-from graywsgi.breaker import BreakerPolicy
-from graywsgi.guard import Guard
-from graywsgi.rules import Backend, Cluster, Rule, RuleSet
-from graywsgi.state import FileStateStore, StateStore
+from graywsgi.core.breaker import BreakerPolicy
+from graywsgi.layers.guard import Guard
+from graywsgi.rules.model import Backend, Cluster, Rule, RuleSet
+from graywsgi.state.rollout_state import FileStateStore, StateStore
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -26,7 +26,7 @@ if t.TYPE_CHECKING:
 def _state() -> StateStore:
     where = os.environ["GRAYWSGI_TEST_STATE"]
     if where.startswith("redis://"):
-        from graywsgi.redis_store import RedisStateStore
+        from graywsgi.state.redis_store import RedisStateStore
 
         url, _, key = where.partition("#")
         # 0.5 s, not the default 50 ms: a loaded test machine must not turn

@@ -1,0 +1,695 @@
+"""
+Route breaker
+=============
+
+Takes a canary out of service when it starts failing, and lets it back in
+carefully once it has recovered. One :class:`RouteBreaker` guards one route
+(typically the canary cluster). Per request, the Breaker layer asks it whether
+the request may go to that route (:meth:`RouteBreaker.admit`) and tells it how
+the request went (:meth:`RouteBreaker.record`). While the breaker is open the
+route's share is 0: a request that would have gone there is served by stable
+(lossless reroute, the default) or answered 503 -- that is the caller's
+choice; the breaker only answers :attr:`Admission.REJECT`.
+
+.. code-block:: python
+
+    from graywsgi.core.breaker import Admission, BreakerPolicy, RouteBreaker
+
+    canary = RouteBreaker("canary", BreakerPolicy(error_rate=0.2))
+    admission = canary.admit()
+    if admission is Admission.REJECT:
+        ...                                   # serve from stable
+    else:
+        ...                                   # serve from canary, then:
+        canary.record(admission, error=status >= 500,
+                      slow=canary.policy.is_slow(duration))
+
+Theory of operation
+-------------------
+
+Three states; the transitions are the table ``TRANSITIONS`` below and
+nothing else::
+
+    CLOSED --(trip rule holds)--> OPEN
+    OPEN --(cooldown elapsed; a request is admitted as first probe)--> HALF_OPEN
+    HALF_OPEN --(all `probes` probes succeeded)--> CLOSED
+    HALF_OPEN --(a probe failed)--> OPEN
+    any --(trip(): kill switch)--> OPEN, held
+    any --(reset(): resume)--> CLOSED
+    any --(apply_state(): learned from the shared store)--> that state
+
+**Closed**, every request passes and its outcome goes into the route's
+:class:`~graywsgi.core.window.SlidingWindow` (``window_buckets`` buckets of 1 s).
+After each outcome the trip rule is evaluated on the window's totals. It
+holds when the window has at least ``min_requests`` requests and
+
+- the error rate is **above** ``error_rate``; or, with ``relative_margin``
+  set, the route's error rate is above the *baseline* window's (stable's)
+  by **more than** the margin -- provided the baseline window has
+  ``min_requests`` requests too; with fewer, the absolute rule applies; or
+- ``slow_rate`` is set and the slow-call rate is **above** it (always an
+  absolute rule).
+
+"Above" is strict: 7 errors in 20 requests is exactly 35 % and does not trip
+the default policy; 8 do. Resilience4j and Hystrix trip *at* their threshold
+(``>=``), so a threshold carried over from them trips one error later, and
+only at the exact boundary; ``error_rate=1.0`` could never trip and is
+refused. The volume rule matches theirs: 20 requests are enough with
+``min_requests=20``. Rates are compared with a tolerance of 1e-9 so that
+float noise (``0.4 - 0.3 == 0.10000000000000003``) does not decide.
+
+**Open**, every request is rejected until ``cooldown`` seconds have passed
+since it opened; then the next request is admitted as the first probe and
+the breaker is half-open. **Half-open**, exactly ``probes`` requests are
+admitted as probes, however many threads ask; the others are rejected. When
+all of them report success the breaker closes with an empty window. The
+first one that fails -- an error, or a slow call when ``slow_rate`` is set --
+re-opens it for a full new cooldown; that is a new trip and is alerted
+again. (Resilience4j instead waits for all its half-open calls and applies
+the rate threshold to them; here one failed probe is enough.)
+
+A **manual trip** (:meth:`RouteBreaker.trip`, the kill switch) opens the
+breaker and *holds* it open: no cooldown, no probes, until
+:meth:`RouteBreaker.reset` (resume). An operator's rollback is never undone
+by a few healthy probes. This is Resilience4j's ``FORCED_OPEN`` state and
+Hystrix's ``circuitBreaker.forceOpen``.
+
+Each request that :meth:`~RouteBreaker.admit` let in (PASS or PROBE) must be
+reported exactly once to :meth:`~RouteBreaker.record` -- a probe that is
+never reported keeps its place in the half-open budget. Reports that arrive
+after the state changed under them are ignored: a PASS reported while the
+breaker is not closed (the request was admitted before the trip), a PROBE
+reported while it is not half-open, and more probe reports than probes were
+handed out. Rejected requests are never counted.
+
+Alerts and listeners
+--------------------
+
+Every trip made by this process -- by the trip rule, a failed probe or
+:meth:`~RouteBreaker.trip` -- logs one WARNING record on the
+``graywsgi.core.breaker`` logger with the route, the window's totals and rates,
+and calls :meth:`BreakerListener.on_trip` exactly once, however many threads
+report errors at that moment. Every state change calls
+:meth:`BreakerListener.on_state_change`. A state adopted from another
+process (:meth:`~RouteBreaker.apply_state`) is not a trip here: the process
+that tripped has alerted, so only ``on_state_change`` fires.
+
+Concurrency
+-----------
+
+While closed, :meth:`~RouteBreaker.admit` takes no lock and
+:meth:`~RouteBreaker.record` takes only the window's. While open and cooling
+down, ``admit`` takes no lock either. The breaker's own lock is taken to
+change state and to hand out probes; it guards the state and the probe
+counts only. Listeners and logging run after it is released, and a listener
+that raises is logged and ignored: it never breaks the request.
+
+Policy fields and their Resilience4j and Hystrix names
+------------------------------------------------------
+
+Rates are fractions here (0.35), percentages there (35).
+
+=====================  =================================================  ==================================================
+``BreakerPolicy``      Resilience4j ``CircuitBreakerConfig``              Hystrix ``HystrixCommandProperties``
+=====================  =================================================  ==================================================
+``min_requests``       ``minimumNumberOfCalls``                           ``circuitBreaker.requestVolumeThreshold``
+``error_rate``         ``failureRateThreshold`` (trips at ``>=``)         ``circuitBreaker.errorThresholdPercentage`` (``>=``)
+``slow_call_seconds``  ``slowCallDurationThreshold``                      -- (a timeout, ``execution.isolation.thread.timeoutInMilliseconds``, counts as an error)
+``slow_rate``          ``slowCallRateThreshold`` (100 % = off)            --
+``relative_margin``    --                                                 --
+``cooldown``           ``waitDurationInOpenState``                        ``circuitBreaker.sleepWindowInMilliseconds``
+``probes``             ``permittedNumberOfCallsInHalfOpenState``          -- (always one test request)
+``window_buckets``     ``slidingWindowSize``, ``slidingWindowType``       ``metrics.rollingStats.timeInMilliseconds`` with
+                       ``= TIME_BASED``                                   ``numBuckets`` buckets of 1 s
+``trip()``             ``transitionToForcedOpenState()``                  ``circuitBreaker.forceOpen``
+``reset()``            ``reset()``                                        --
+=====================  =================================================  ==================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import math
+import threading
+import time
+import typing as t
+
+from graywsgi.errors import ConfigurationError
+from graywsgi.layers.extraction_breaker import BreakerState, IllegalTransition
+from graywsgi.core.window import MAX_BUCKETS, SlidingWindow, WindowTotals
+
+__all__ = [
+    "RouteBreaker",
+    "BreakerPolicy",
+    "BreakerListener",
+    "BreakerState",
+    "Admission",
+    "IllegalTransition",
+]
+
+logger = logging.getLogger("graywsgi.breaker")
+
+_TOLERANCE = 1e-9
+
+
+class _Event(str, enum.Enum):
+    TRIP = "trip"
+    COOLDOWN_ELAPSED = "cooldown_elapsed"
+    PROBES_SUCCEEDED = "probes_succeeded"
+    PROBE_FAILED = "probe_failed"
+    MANUAL_TRIP = "manual_trip"
+    MANUAL_RESET = "manual_reset"
+    ADOPT_CLOSED = "adopt_closed"
+    ADOPT_OPEN = "adopt_open"
+    ADOPT_HALF_OPEN = "adopt_half_open"
+
+
+_ADOPT = {
+    BreakerState.CLOSED: _Event.ADOPT_CLOSED,
+    BreakerState.OPEN: _Event.ADOPT_OPEN,
+    BreakerState.HALF_OPEN: _Event.ADOPT_HALF_OPEN,
+}
+
+TRANSITIONS: t.Mapping[tuple[BreakerState, _Event], BreakerState] = {
+    (BreakerState.CLOSED, _Event.TRIP): BreakerState.OPEN,
+    (BreakerState.OPEN, _Event.COOLDOWN_ELAPSED): BreakerState.HALF_OPEN,
+    (BreakerState.HALF_OPEN, _Event.PROBES_SUCCEEDED): BreakerState.CLOSED,
+    (BreakerState.HALF_OPEN, _Event.PROBE_FAILED): BreakerState.OPEN,
+    **{(state, _Event.MANUAL_TRIP): BreakerState.OPEN for state in BreakerState},
+    **{(state, _Event.MANUAL_RESET): BreakerState.CLOSED for state in BreakerState},
+    **{(state, event): adopted for state in BreakerState for adopted, event in _ADOPT.items()},
+}
+
+
+class Admission(enum.Enum):
+    """What :meth:`RouteBreaker.admit` lets a request do."""
+
+    PASS = "pass"  #: send it to the route; its outcome counts in the window
+    PROBE = "probe"  #: send it to the route; its outcome decides whether the breaker closes
+    REJECT = "reject"  #: do not send it to the route (reroute to stable, or 503)
+
+
+def _above(value: float, limit: float) -> bool:
+    return value > limit + _TOLERANCE
+
+
+def _check_int(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"BreakerPolicy.{field} must be an int, got {value!r}")
+    if value < 1:
+        raise ConfigurationError(f"BreakerPolicy.{field} must be >= 1, got {value!r}")
+
+
+def _check_seconds(field: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(f"BreakerPolicy.{field} must be a finite number of seconds > 0, got {value!r}")
+
+
+def _check_fraction(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigurationError(
+            f"BreakerPolicy.{field} must be a fraction in [0, 1) (35 % is 0.35), got {value!r}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class BreakerPolicy:
+    """When a route breaker trips and how it recovers.
+
+    See the module documentation for the trip rule and for the Resilience4j
+    and Hystrix names of each field.
+
+    >>> BreakerPolicy(error_rate=0.5, cooldown=10).probes
+    5
+    >>> BreakerPolicy(error_rate=35)
+    Traceback (most recent call last):
+      ...
+    graywsgi.errors.ConfigurationError: BreakerPolicy.error_rate must be a fraction in [0, 1) (35 % is 0.35), got 35
+
+    :param min_requests: requests the window must hold before the breaker
+        may trip (default 20).
+    :param error_rate: the error rate (0-1) above which it trips (default
+        0.35).
+    :param slow_call_seconds: a call that takes longer is slow (default 1.0);
+        see :meth:`is_slow`.
+    :param slow_rate: the slow-call rate (0-1) above which it trips; ``None``
+        (the default): slow calls never trip it.
+    :param relative_margin: if set, the error rule compares with the
+        baseline: it trips when the route's error rate exceeds the
+        baseline's by more than this (0-1), as long as the baseline has
+        ``min_requests`` requests; needs a baseline window.
+    :param cooldown: seconds it stays open before probing (default 30).
+    :param probes: probe requests admitted when half-open; all must succeed
+        for it to close (default 5).
+    :param window_buckets: seconds of history in the window (buckets of 1 s,
+        default 60).
+    :raises ConfigurationError: naming the field and the value, if one
+        cannot work.
+    """
+
+    min_requests: int = 20
+    error_rate: float = 0.35
+    slow_call_seconds: float = 1.0
+    slow_rate: float | None = None
+    relative_margin: float | None = None
+    cooldown: float = 30.0
+    probes: int = 5
+    window_buckets: int = 60
+
+    def __post_init__(self) -> None:
+        _check_int("min_requests", self.min_requests)
+        _check_fraction("error_rate", self.error_rate)
+        _check_seconds("slow_call_seconds", self.slow_call_seconds)
+        if self.slow_rate is not None:
+            _check_fraction("slow_rate", self.slow_rate)
+        if self.relative_margin is not None:
+            _check_fraction("relative_margin", self.relative_margin)
+        _check_seconds("cooldown", self.cooldown)
+        _check_int("probes", self.probes)
+        _check_int("window_buckets", self.window_buckets)
+        if self.window_buckets > MAX_BUCKETS:
+            raise ConfigurationError(
+                f"BreakerPolicy.window_buckets must be at most {MAX_BUCKETS:,}, got {self.window_buckets:,}"
+            )
+
+    def is_slow(self, duration: float) -> bool:
+        """Whether a call that took ``duration`` seconds is a slow call
+        (strictly longer than ``slow_call_seconds``)."""
+        return duration > self.slow_call_seconds
+
+
+class BreakerListener:
+    """Hooks for breaker events. Subclass it and override what you need;
+    the methods here do nothing.
+
+    Listeners are called after the breaker's lock is released, in the thread
+    whose call caused the event, so they may call back into the breaker. One
+    that raises is logged on ``graywsgi.core.breaker`` and ignored.
+    """
+
+    def on_state_change(self, route: str, old: BreakerState, new: BreakerState, reason: str) -> None:
+        """The breaker of ``route`` went from ``old`` to ``new``."""
+
+    def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:
+        """The breaker of ``route`` tripped (closed or half-open to open),
+        in this process; called once per trip. ``totals`` are the window's
+        counts at that moment."""
+
+    def on_rollback(self, reason: str) -> None:
+        """The kill switch was set; called by :class:`graywsgi.layers.guard.Guard` in
+        every worker that sees it (once per worker)."""
+
+    def on_resume(self, reason: str) -> None:
+        """The kill switch was cleared (once per worker that sees it)."""
+
+
+class _Notice(t.NamedTuple):
+    """A change made under the lock, announced after it is released."""
+
+    old: BreakerState
+    new: BreakerState
+    event: _Event
+    reason: str
+    trip_totals: WindowTotals | None  # set when this is a trip to alert
+
+
+# Enum members looked up on their class cost a metaclass call each time in
+# Python 3.11; the per-request paths use these module-level names instead.
+_CLOSED = BreakerState.CLOSED
+_PASS = Admission.PASS
+
+
+class RouteBreaker:
+    """Sliding-window breaker for one route.
+
+    >>> now = [0.0]
+    >>> policy = BreakerPolicy(min_requests=4, error_rate=0.5, cooldown=30, probes=2)
+    >>> canary = RouteBreaker("canary", policy, clock=lambda: now[0])
+    >>> for error in (True, True, False, True):
+    ...     canary.record(canary.admit(), error=error, slow=False)
+    >>> canary.state, canary.admit()
+    (<BreakerState.OPEN: 'open'>, <Admission.REJECT: 'reject'>)
+    >>> now[0] = 30.0
+    >>> probes = [canary.admit() for _ in range(3)]
+    >>> probes
+    [<Admission.PROBE: 'probe'>, <Admission.PROBE: 'probe'>, <Admission.REJECT: 'reject'>]
+    >>> for probe in probes:
+    ...     canary.record(probe, error=False, slow=False)
+    >>> canary.state
+    <BreakerState.CLOSED: 'closed'>
+
+    :param route: the route (cluster) name, for logs, listeners and status.
+    :param policy: when it trips and how it recovers.
+    :param baseline: the window of the route to compare with (stable's),
+        required when ``policy.relative_margin`` is set.
+    :param listeners: :class:`BreakerListener` instances to notify.
+    :param clock: a monotonic clock in seconds (injectable for tests); the
+        window uses it too.
+    :param window: the window to count in, instead of a new
+        :class:`SlidingWindow` (e.g. a fleet-wide
+        :class:`graywsgi.state.redis_store.RedisFleetWindow`).
+    :raises ConfigurationError: on an empty route name, a relative policy
+        without a baseline, or a listener that is not a
+        :class:`BreakerListener`.
+    """
+
+    def __init__(
+        self,
+        route: str,
+        policy: BreakerPolicy = BreakerPolicy(),
+        *,
+        baseline: SlidingWindow | None = None,
+        listeners: t.Sequence[BreakerListener] = (),
+        clock: t.Callable[[], float] = time.monotonic,
+        window: SlidingWindow | None = None,
+    ) -> None:
+        if not isinstance(route, str) or not route:
+            raise ConfigurationError(f"route must be a non-empty string, got {route!r}")
+        if not isinstance(policy, BreakerPolicy):
+            raise ConfigurationError(f"policy must be a BreakerPolicy, got {policy!r}")
+        if baseline is not None and not isinstance(baseline, SlidingWindow):
+            raise ConfigurationError(f"baseline must be a SlidingWindow, got {baseline!r}")
+        if policy.relative_margin is not None and baseline is None:
+            raise ConfigurationError(
+                f"route {route!r}: policy.relative_margin={policy.relative_margin!r} needs a baseline window"
+            )
+        for listener in listeners:
+            if not isinstance(listener, BreakerListener):
+                raise ConfigurationError(f"listeners must be BreakerListener instances, got {listener!r}")
+        self.route = route
+        self.policy = policy
+        self.baseline = baseline
+        if window is not None and not isinstance(window, SlidingWindow):
+            raise ConfigurationError(f"window must be a SlidingWindow, got {window!r}")
+        self.window = window if window is not None else SlidingWindow(policy.window_buckets, 1.0, clock)
+        self._listeners = tuple(listeners)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._opened_at = 0.0  # meaningful only while not closed
+        self._held = False
+        self._probes_issued = 0
+        self._probes_reported = 0
+
+    def __repr__(self) -> str:
+        return f"RouteBreaker({self.route!r}, state={self._state.value})"
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state."""
+        return self._state
+
+    @property
+    def opened_at(self) -> float | None:
+        """Clock time at which the current open period began (also while
+        half-open); ``None`` while closed."""
+        return None if self._state is BreakerState.CLOSED else self._opened_at
+
+    @property
+    def held(self) -> bool:
+        """Whether it is held open by the kill switch (:meth:`trip`)."""
+        return self._held
+
+    def retry_after(self) -> float:
+        """Seconds until the route may take requests again, as a hint for a
+        ``Retry-After`` header: the rest of the cooldown while open, the full
+        cooldown while held open, 0 otherwise. Round it up."""
+        if self._state is not BreakerState.OPEN:
+            return 0.0
+        if self._held:
+            return self.policy.cooldown
+        return max(0.0, self.policy.cooldown - (self._clock() - self._opened_at))
+
+    def admit(self) -> Admission:
+        """Decide whether this request may go to the route."""
+        state = self._state
+        if state is _CLOSED:
+            return _PASS
+        if state is BreakerState.OPEN and (
+            self._held or self._clock() - self._opened_at < self.policy.cooldown
+        ):
+            return Admission.REJECT
+        if state is BreakerState.HALF_OPEN and self._probes_issued >= self.policy.probes:
+            return Admission.REJECT
+        notice = None
+        with self._lock:
+            state = self._state  # re-read under the lock
+            if state is BreakerState.CLOSED:
+                return Admission.PASS
+            if state is BreakerState.OPEN:
+                now = self._clock()
+                if self._held or now - self._opened_at < self.policy.cooldown:
+                    return Admission.REJECT
+                notice = self._apply(_Event.COOLDOWN_ELAPSED, "cooldown elapsed", now)
+            if self._probes_issued >= self.policy.probes:
+                return Admission.REJECT
+            self._probes_issued += 1
+        if notice is not None:
+            self._announce(notice)
+        return Admission.PROBE
+
+    def record(self, admission: Admission, *, error: bool, slow: bool) -> None:
+        """Report how a request that :meth:`admit` let in went.
+
+        :param admission: what :meth:`admit` returned for this request.
+        :param error: whether it failed (a 5xx or an exception).
+        :param slow: whether it was slow (see :meth:`BreakerPolicy.is_slow`).
+        """
+        if admission is _PASS:
+            if self._state is not _CLOSED:
+                return  # admitted before the breaker opened: not this era's data
+            requests, errors, slow_calls = self.window._count(error, slow)
+            if requests < self.policy.min_requests or not (errors or slow_calls):
+                return  # too few to judge, or nothing went wrong in the window
+            totals = WindowTotals(requests, errors, slow_calls)
+            reason = self._trip_reason(totals)
+            if reason is None:
+                return
+            with self._lock:
+                if self._state is not BreakerState.CLOSED:
+                    return  # another thread tripped it first
+                notice = self._apply(_Event.TRIP, reason, self._clock(), totals)
+            self._announce(notice)
+        elif admission is Admission.PROBE:
+            failed = error or (slow and self.policy.slow_rate is not None)
+            notice = None
+            with self._lock:
+                if self._state is not BreakerState.HALF_OPEN or self._probes_reported >= self._probes_issued:
+                    return  # a probe from an earlier half-open period, or a duplicate report
+                self._probes_reported += 1
+                if failed:
+                    reason = "probe failed" if error else "probe was slow"
+                    notice = self._apply(_Event.PROBE_FAILED, reason, self._clock(), self.window.totals())
+                elif self._probes_reported >= self.policy.probes:
+                    notice = self._apply(
+                        _Event.PROBES_SUCCEEDED, f"{self.policy.probes} probes succeeded", self._clock()
+                    )
+            if notice is not None:
+                self._announce(notice)
+
+    def trip(self, reason: str = "manual") -> bool:
+        """Open the breaker and hold it open until :meth:`reset` (the kill
+        switch).
+
+        :return: whether anything changed (``False`` if it was held open
+            already).
+        """
+        with self._lock:
+            if self._state is BreakerState.OPEN and self._held:
+                return False
+            tripping = self._state is not BreakerState.OPEN
+            notice = self._apply(
+                _Event.MANUAL_TRIP, reason, self._clock(), self.window.totals() if tripping else None
+            )
+            self._held = True
+        self._announce(notice)
+        return True
+
+    def reset(self, reason: str = "manual") -> bool:
+        """Close the breaker with an empty window (resume).
+
+        :return: whether the state changed (``False`` if it was closed; the
+            window is emptied anyway).
+        """
+        with self._lock:
+            notice = self._apply(_Event.MANUAL_RESET, reason, self._clock())
+        self._announce(notice)
+        return notice.old is not notice.new
+
+    def apply_state(
+        self,
+        state: BreakerState,
+        opened_at: float | None,
+        reason: str,
+        *,
+        held: bool = False,
+    ) -> bool:
+        """Adopt a state learned from another process (through the shared
+        store). ``on_state_change`` fires; ``on_trip`` does not -- the
+        process that tripped has alerted.
+
+        :param state: the state to adopt (a :class:`BreakerState` or its
+            value, e.g. ``"open"``).
+        :param opened_at: when the open period began, **on this breaker's
+            clock** (the store must translate: ``clock() - age``), so the
+            cooldown ends when the tripping process's does; ``None`` for now.
+            A time in the future is taken as now. Ignored for ``CLOSED``.
+        :param reason: why, for logs and listeners.
+        :param held: adopt a kill switch (only with ``OPEN``).
+        :return: whether the state (or the hold) changed; when it did not,
+            ``opened_at`` still aligns the cooldown.
+        :raises ValueError: if ``state`` is not a breaker state.
+        """
+        state = BreakerState(state)
+        held = held and state is BreakerState.OPEN
+        now = self._clock()
+        started = now if opened_at is None else min(opened_at, now)
+        with self._lock:
+            if state is self._state and held == self._held:
+                if state is not BreakerState.CLOSED and opened_at is not None:
+                    self._opened_at = started
+                return False
+            notice = self._apply(_ADOPT[state], reason, now)
+            if state is not BreakerState.CLOSED:
+                self._opened_at = started
+            self._held = held
+        self._announce(notice)
+        return True
+
+    def snapshot(self) -> dict[str, object]:
+        """The breaker's state for a status surface, JSON-serialisable.
+
+        >>> RouteBreaker("canary").snapshot()["totals"]
+        {'requests': 0, 'errors': 0, 'slow': 0}
+        """
+        with self._lock:
+            state = self._state
+            opened_at = None if state is BreakerState.CLOSED else self._opened_at
+            held = self._held
+            issued, reported = self._probes_issued, self._probes_reported
+        totals = self.window.totals()
+        data: dict[str, object] = {
+            "route": self.route,
+            "state": state.value,
+            "opened_at": opened_at,
+            "held": held,
+            "retry_after": self.retry_after(),
+            "totals": totals._asdict(),
+            "error_rate": totals.error_rate,
+            "slow_rate": totals.slow_rate,
+            "probes": (
+                {"allowed": self.policy.probes, "issued": issued, "reported": reported}
+                if state is BreakerState.HALF_OPEN
+                else None
+            ),
+            "baseline": None,
+        }
+        if self.baseline is not None:
+            base = self.baseline.totals()
+            data["baseline"] = {**base._asdict(), "error_rate": base.error_rate, "slow_rate": base.slow_rate}
+        return data
+
+    def _trip_reason(self, totals: WindowTotals) -> str | None:
+        """Why the trip rule holds for these totals, or ``None``. The volume
+        rule has been checked by the caller."""
+        policy = self.policy
+        absolute = True
+        if policy.relative_margin is not None and self.baseline is not None:
+            base = self.baseline.totals()
+            if base.requests >= policy.min_requests:
+                absolute = False
+                if _above(totals.error_rate - base.error_rate, policy.relative_margin):
+                    return (
+                        f"error rate {totals.error_rate:.1%} ({totals.errors} of {totals.requests})"
+                        f" is more than {policy.relative_margin:.1%} above the baseline's"
+                        f" {base.error_rate:.1%} ({base.errors} of {base.requests})"
+                    )
+        if absolute and _above(totals.error_rate, policy.error_rate):
+            return (
+                f"error rate {totals.error_rate:.1%} ({totals.errors} of {totals.requests})"
+                f" is above {policy.error_rate:.1%}"
+            )
+        if policy.slow_rate is not None and _above(totals.slow_rate, policy.slow_rate):
+            return (
+                f"slow-call rate {totals.slow_rate:.1%} ({totals.slow} of {totals.requests})"
+                f" is above {policy.slow_rate:.1%}"
+            )
+        return None
+
+    def _apply(
+        self,
+        event: _Event,
+        reason: str,
+        now: float,
+        trip_totals: WindowTotals | None = None,
+    ) -> _Notice:
+        """Move along the transition table. Call with the lock held.
+
+        ``trip_totals`` marks a change that is a trip to alert.
+        """
+        old = self._state
+        new = TRANSITIONS.get((old, event))
+        if new is None:
+            raise IllegalTransition(
+                f"route {self.route!r}: event {event.value!r} is not allowed in state {old.value!r}"
+            )
+        self._held = False
+        self._probes_issued = self._probes_reported = 0
+        if new is BreakerState.OPEN and old is not BreakerState.OPEN:
+            self._opened_at = now
+        elif new is BreakerState.CLOSED:
+            self.window.reset()
+        self._state = new  # last, for the lock-free readers in admit()
+        return _Notice(old, new, event, reason, trip_totals if new is BreakerState.OPEN else None)
+
+    def _announce(self, notice: _Notice) -> None:
+        """Log a change and call the listeners. Call without the lock."""
+        old, new, event, reason, totals = notice
+        if totals is not None:
+            logger.warning(
+                "graywsgi breaker %r tripped: %s -> %s (%s); window: %d requests,"
+                " %d errors (%.1f%%), %d slow (%.1f%%)",
+                self.route,
+                old.value,
+                new.value,
+                reason,
+                totals.requests,
+                totals.errors,
+                100 * totals.error_rate,
+                totals.slow,
+                100 * totals.slow_rate,
+                extra={
+                    "graywsgi_route": self.route,
+                    "graywsgi_breaker_state": new.value,
+                    "graywsgi_window": totals._asdict(),
+                },
+            )
+        else:
+            logger.info(
+                "graywsgi breaker %r: %s -> %s (%s: %s)",
+                self.route,
+                old.value,
+                new.value,
+                event.value,
+                reason,
+                extra={"graywsgi_route": self.route, "graywsgi_breaker_state": new.value},
+            )
+        if old is not new:
+            for listener in self._listeners:
+                try:
+                    listener.on_state_change(self.route, old, new, reason)
+                except Exception:
+                    logger.exception("graywsgi breaker %r: listener %r failed in on_state_change", self.route, listener)
+        if totals is not None:
+            for listener in self._listeners:
+                try:
+                    listener.on_trip(self.route, totals, reason)
+                except Exception:
+                    logger.exception("graywsgi breaker %r: listener %r failed in on_trip", self.route, listener)

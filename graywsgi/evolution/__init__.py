@@ -1,0 +1,29 @@
+"""Protocol evolution: moving clients from an old API version to a new one
+(:mod:`~graywsgi.evolution.stages`), with traffic mirrored to the new version
+(:mod:`~graywsgi.evolution.mirror`).
+
+The names of :mod:`graywsgi.evolution.stages` are importable from here, as
+they were when ``graywsgi.evolution`` was one module.
+"""
+
+from __future__ import annotations
+
+from graywsgi.evolution.stages import (
+    API_KEY,
+    STAGE_KEY,
+    VERSION_KEY,
+    Api,
+    Exemption,
+    ProtocolEvolution,
+    Stage,
+)
+
+__all__ = [
+    "API_KEY",
+    "STAGE_KEY",
+    "VERSION_KEY",
+    "Api",
+    "Exemption",
+    "ProtocolEvolution",
+    "Stage",
+]

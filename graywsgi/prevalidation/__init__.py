@@ -1,0 +1,21 @@
+"""Pre-validation: the :class:`~graywsgi.prevalidation.layer.PreValidation`
+layer, the OpenAPI documents it reads (:mod:`~graywsgi.prevalidation.openapi`)
+and the ``x-gray-rules`` they carry (:mod:`~graywsgi.prevalidation.gray_rules`).
+
+The names of :mod:`graywsgi.prevalidation.layer` are importable from here, as
+they were when ``graywsgi.prevalidation`` was one module.
+"""
+
+from __future__ import annotations
+
+from graywsgi.prevalidation.layer import (
+    PreValidation,
+    MAX_LISTED_ERRORS,
+    DEFAULT_MAX_BODY,
+)
+
+__all__ = [
+    "PreValidation",
+    "MAX_LISTED_ERRORS",
+    "DEFAULT_MAX_BODY",
+]

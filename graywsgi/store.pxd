@@ -1,9 +1,0 @@
-# C types for graywsgi/store.py when Cython compiles it (see graywsgi/speedups.py).
-# Only the in-memory store is typed: the others are Python subclasses.
-
-cdef class RuleStore:
-    cpdef current(self)
-
-
-cdef class MemoryStore(RuleStore):
-    cdef public object _rules

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.cli: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.contrib: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.core: one file per module, named for it."""

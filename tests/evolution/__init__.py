@@ -1,0 +1,1 @@
+"""Tests of graywsgi.evolution: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.httputil: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.layers: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.metrics: one file per module, named for it."""

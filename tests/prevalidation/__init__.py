@@ -1,0 +1,1 @@
+"""Tests of graywsgi.prevalidation: one file per module, named for it."""

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.rollout: one file per module, named for it."""

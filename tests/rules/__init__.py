@@ -1,0 +1,1 @@
+"""Tests of graywsgi.rules: one file per module, named for it."""

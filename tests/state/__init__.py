@@ -1,0 +1,1 @@
+"""Tests of graywsgi.state: one file per module, named for it."""
