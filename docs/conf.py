@@ -23,11 +23,11 @@ exclude_patterns = ["_build"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# Every object is documented once, on the page of the module that defines
+# it: a package or a module that re-exports names (for the import paths that
+# kept working when the package was grouped) does not repeat them.
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 nitpicky = False
 intersphinx_mapping: dict[str, tuple[str, None]] = {}
 html_theme = "alabaster"
 html_static_path: list[str] = []
-# Two modules each define an ``Admission`` for their own breaker; type hints
-# in signatures then resolve ambiguously. The pages name them in full.
-suppress_warnings = ["myst.xref_missing", "ref.python"]

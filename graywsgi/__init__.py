@@ -42,8 +42,8 @@ from graywsgi.layers.split import CanarySplit
 from graywsgi.state.rule_store import FileStore, MemoryStore
 from graywsgi.httputil.trust import TrustPolicy
 from graywsgi.core.version import Version, VersionContext, VersionRange
+from graywsgi._version import __version__ as __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AdminApp",

@@ -53,6 +53,7 @@ COMPILED_MODULES = (
     "graywsgi.core.window",
     "graywsgi.rules.decision",
     "graywsgi.rules.routing",
+    "graywsgi.rules.routing_index",
     "graywsgi.core.hashing",
     "graywsgi.state.rule_store",
     "graywsgi.state.rollout_state",

@@ -61,7 +61,8 @@ def _port(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``graywsgi`` argument parser."""
-    from graywsgi import __version__, speedups
+    from graywsgi import speedups
+    from graywsgi._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="graywsgi", description="Gray (canary) releases for WSGI applications."

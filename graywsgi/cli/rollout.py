@@ -72,7 +72,7 @@ def _open(args: argparse.Namespace) -> t.Any:
     import logging
 
     from graywsgi.rules.files import load_rules
-    from graywsgi.rules.plan import Rollout
+    from graywsgi.state.rollout import Rollout
     from graywsgi.state.locations import open_state_store
 
     logging.getLogger("graywsgi").setLevel(logging.CRITICAL)  # the printed result says it all

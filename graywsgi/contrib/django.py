@@ -58,7 +58,8 @@ import functools
 import typing as t
 
 from graywsgi.core.context import GrayContext, get_current
-from graywsgi.contrib import GrayChain, SettingsError, build_chain
+from graywsgi.contrib.chain import GrayChain, build_chain
+from graywsgi.contrib.settings import SettingsError
 from graywsgi.errors import ConfigurationError
 
 if t.TYPE_CHECKING:  # pragma: no cover

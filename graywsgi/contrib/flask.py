@@ -85,7 +85,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, MapAdapter, Rule
 
 from graywsgi.core.context import GrayContext, get_current
-from graywsgi.contrib import GrayChain, build_chain
+from graywsgi.contrib.chain import GrayChain, build_chain
 from graywsgi.errors import ConfigurationError
 
 __all__ = ["GrayWSGI", "FlaskGray", "CONFIG_PREFIX", "EXTENSION_KEY"]

@@ -22,7 +22,7 @@ Three pieces:
   if you use it). When the server *closes* the response it reads what the
   layers inside decided (``environ["graywsgi.context"]``,
   ``environ["graywsgi.decision"]``) and sets ``graywsgi.route``,
-  ``graywsgi.group``, ``graywsgi.core.version``, ``graywsgi.degrade_level``,
+  ``graywsgi.group``, ``graywsgi.version``, ``graywsgi.degrade_level``,
   ``graywsgi.source``, ``graywsgi.rule`` and ``graywsgi.reason`` on the span
   that was current when the request entered (the instrumentation's server
   span). With ``start_span=True`` and no recording span current, it starts
@@ -41,7 +41,8 @@ Three pieces:
 
 :func:`gray_baggage` is the mapping :class:`GrayBaggage` puts in;
 :func:`baggage_context` reads such entries back out of an OTel context
-(what an upstream service sent).
+(what an upstream service sent). The three live in
+:mod:`graywsgi.contrib.otel_baggage` and are importable from here.
 
 Metric attribute values are sanitised (``A-Z a-z 0-9 _ . - /``, others
 become ``_``) and cut to ``max_value_length`` characters; each attribute
@@ -60,7 +61,6 @@ import time
 import typing as t
 
 try:
-    from opentelemetry import baggage as otel_baggage
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import propagate, trace
@@ -70,10 +70,18 @@ except ImportError as exc:  # pragma: no cover - exercised with the module hidde
         "graywsgi.contrib.otel needs opentelemetry-api: pip install graywsgi[otel]"
     ) from exc
 
-from graywsgi import __version__
+from graywsgi._version import __version__
 from graywsgi.core.breaker import BreakerListener
 from graywsgi.core.context import ENVIRON_KEY, GrayContext
 from graywsgi.contrib._recording import BoundedValues, RateLimitedErrors
+from graywsgi.contrib.otel_baggage import (
+    DEFAULT_BAGGAGE_KEYS,
+    GrayBaggage,
+    _attach,
+    _detach,
+    baggage_context,
+    gray_baggage,
+)
 from graywsgi.metrics.step import DECISION_KEY, method_tag, status_class
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -97,14 +105,6 @@ logger = logging.getLogger("graywsgi.contrib.otel")
 
 _SCOPE = "graywsgi.contrib.otel"
 
-#: The context fields :class:`GrayBaggage` puts into baggage by default. Add
-#: ``"gray_id"`` only if the user id may leave your service (see the docs).
-DEFAULT_BAGGAGE_KEYS: tuple[str, ...] = ("route", "group", "version", "env", "canary_id", "traffic_color")
-_BAGGAGE_FIELDS = frozenset({
-    "gray_id", "request_id", "env", "version", "canary_id", "traffic_color", "tenant", "role",
-    "route", "group", "rules_version", "route_reason",
-})
-
 #: The duration histogram's advised bucket bounds, in seconds (the HTTP semantic conventions').
 DURATION_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -125,40 +125,6 @@ class _EnvironGetter(Getter["WSGIEnvironment"]):
 
 
 _GETTER = _EnvironGetter()
-
-
-def gray_baggage(context: GrayContext | None, keys: t.Iterable[str] = DEFAULT_BAGGAGE_KEYS,
-                 namespace: str = "graywsgi") -> dict[str, str]:
-    """The baggage entries for ``context``: ``{"<namespace>.<field>": value}``
-    for each field in ``keys`` the context has (``None`` values left out).
-
-    >>> gray_baggage(GrayContext("r-1", gray_id="u-7", route="canary"))
-    {'graywsgi.route': 'canary'}
-    >>> gray_baggage(GrayContext("r-1", gray_id="u-7"), keys=("gray_id",))
-    {'graywsgi.gray_id': 'u-7'}
-    """
-    if context is None:
-        return {}
-    entries = {}
-    for key in keys:
-        if key not in _BAGGAGE_FIELDS:
-            raise ValueError(f"not a baggage field of the gray context: {key!r}")
-        value = getattr(context, key)
-        if value is not None:
-            entries[f"{namespace}.{key}"] = str(value)
-    return entries
-
-
-def baggage_context(context: otel_context.Context | None = None, namespace: str = "graywsgi") -> dict[str, str]:
-    """The ``<namespace>.*`` baggage entries of an OTel context (the current
-    one by default) as ``{field: value}``: what an upstream service sent, once
-    your propagator (or ``opentelemetry-instrumentation-wsgi``) extracted it."""
-    prefix = namespace + "."
-    return {
-        key[len(prefix):]: str(value)
-        for key, value in otel_baggage.get_all(context).items()
-        if key.startswith(prefix)
-    }
 
 
 class OpenTelemetryMiddleware:
@@ -342,21 +308,6 @@ def _semconv_method(environ: WSGIEnvironment) -> str:
     return "_OTHER" if method == "other" else method
 
 
-def _attach(context: otel_context.Context | None) -> object:
-    if context is None:
-        return None
-    try:
-        return otel_context.attach(context)
-    except Exception:  # pragma: no cover - the API's attach does not raise
-        logger.debug("graywsgi otel: attach failed", exc_info=True)
-        return None
-
-
-def _detach(token: object) -> None:
-    if token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]  # the API types its token as Token[Context]
-
-
 class _Body:
     """The app's response iterable, iterated inside ``context``; records the request when the server closes it."""
 
@@ -417,83 +368,6 @@ class _Body:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.close()
-
-
-class GrayBaggage:
-    """Put the gray context into OTel baggage while ``app`` runs; see the module docs.
-
-    Place it where the context is complete: inside the Router, around your
-    application (``Router(GrayBaggage(app), ...)``; wrap each app of the
-    Router's ``apps`` too). Entries are ``<namespace>.<field>`` for each
-    field in ``keys`` the request has, added to the current context's
-    baggage (an entry of the same name from upstream is replaced).
-
-    :param keys: context fields to send; ``gray_id`` only if a user id may
-        leave your service.
-    """
-
-    def __init__(self, app: WSGIApplication, *, keys: t.Iterable[str] = DEFAULT_BAGGAGE_KEYS,
-                 namespace: str = "graywsgi", error_interval: float = 60.0) -> None:
-        self.app = app
-        self.keys = tuple(keys)
-        self.namespace = namespace
-        for key in self.keys:
-            if key not in _BAGGAGE_FIELDS:
-                raise ValueError(f"not a baggage field of the gray context: {key!r}")
-        self._errors = RateLimitedErrors(logger, "otel", error_interval)
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        context: otel_context.Context | None = None
-        try:
-            gray = environ.get(ENVIRON_KEY)
-            entries = gray_baggage(gray if isinstance(gray, GrayContext) else None, self.keys, self.namespace)
-            if entries:
-                context = otel_context.get_current()
-                for key, value in entries.items():
-                    context = otel_baggage.set_baggage(key, value, context)
-        except Exception:
-            self._errors.failed("setting baggage")
-            context = None
-        if context is None:
-            return self.app(environ, start_response)
-        token = _attach(context)
-        try:
-            iterable = self.app(environ, start_response)
-        finally:
-            _detach(token)
-        return _InContext(iterable, context)
-
-
-class _InContext:
-    """A response iterable iterated (and closed) with ``context`` attached."""
-
-    __slots__ = ("_iterable", "_iterator", "_context")
-
-    def __init__(self, iterable: t.Iterable[bytes], context: otel_context.Context) -> None:
-        self._iterable = iterable
-        self._iterator: t.Iterator[bytes] | None = None
-        self._context = context
-
-    def __iter__(self) -> _InContext:
-        return self
-
-    def __next__(self) -> bytes:
-        token = _attach(self._context)
-        try:
-            if self._iterator is None:
-                self._iterator = iter(self._iterable)
-            return next(self._iterator)
-        finally:
-            _detach(token)
-
-    def close(self) -> None:
-        close = getattr(self._iterable, "close", None)
-        if close is not None:
-            token = _attach(self._context)
-            try:
-                close()
-            finally:
-                _detach(token)
 
 
 class OpenTelemetryListener(BreakerListener):

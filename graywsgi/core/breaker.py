@@ -27,8 +27,8 @@ choice; the breaker only answers :attr:`Admission.REJECT`.
 Theory of operation
 -------------------
 
-Three states; the transitions are the table ``TRANSITIONS`` below and
-nothing else::
+Three states; the transitions are the table ``TRANSITIONS`` of
+:mod:`graywsgi.core.breaker_transitions` and nothing else::
 
     CLOSED --(trip rule holds)--> OPEN
     OPEN --(cooldown elapsed; a request is admitted as first probe)--> HALF_OPEN
@@ -40,23 +40,8 @@ nothing else::
 
 **Closed**, every request passes and its outcome goes into the route's
 :class:`~graywsgi.core.window.SlidingWindow` (``window_buckets`` buckets of 1 s).
-After each outcome the trip rule is evaluated on the window's totals. It
-holds when the window has at least ``min_requests`` requests and
-
-- the error rate is **above** ``error_rate``; or, with ``relative_margin``
-  set, the route's error rate is above the *baseline* window's (stable's)
-  by **more than** the margin -- provided the baseline window has
-  ``min_requests`` requests too; with fewer, the absolute rule applies; or
-- ``slow_rate`` is set and the slow-call rate is **above** it (always an
-  absolute rule).
-
-"Above" is strict: 7 errors in 20 requests is exactly 35 % and does not trip
-the default policy; 8 do. Resilience4j and Hystrix trip *at* their threshold
-(``>=``), so a threshold carried over from them trips one error later, and
-only at the exact boundary; ``error_rate=1.0`` could never trip and is
-refused. The volume rule matches theirs: 20 requests are enough with
-``min_requests=20``. Rates are compared with a tolerance of 1e-9 so that
-float noise (``0.4 - 0.3 == 0.10000000000000003``) does not decide.
+After each outcome the trip rule (see :mod:`graywsgi.core.breaker_policy`)
+is evaluated on the window's totals.
 
 **Open**, every request is rejected until ``cooldown`` seconds have passed
 since it opened; then the next request is admitted as the first probe and
@@ -82,18 +67,6 @@ breaker is not closed (the request was admitted before the trip), a PROBE
 reported while it is not half-open, and more probe reports than probes were
 handed out. Rejected requests are never counted.
 
-Alerts and listeners
---------------------
-
-Every trip made by this process -- by the trip rule, a failed probe or
-:meth:`~RouteBreaker.trip` -- logs one WARNING record on the
-``graywsgi.core.breaker`` logger with the route, the window's totals and rates,
-and calls :meth:`BreakerListener.on_trip` exactly once, however many threads
-report errors at that moment. Every state change calls
-:meth:`BreakerListener.on_state_change`. A state adopted from another
-process (:meth:`~RouteBreaker.apply_state`) is not a trip here: the process
-that tripped has alerted, so only ``on_state_change`` fires.
-
 Concurrency
 -----------
 
@@ -102,43 +75,24 @@ While closed, :meth:`~RouteBreaker.admit` takes no lock and
 down, ``admit`` takes no lock either. The breaker's own lock is taken to
 change state and to hand out probes; it guards the state and the probe
 counts only. Listeners and logging run after it is released, and a listener
-that raises is logged and ignored: it never breaks the request.
-
-Policy fields and their Resilience4j and Hystrix names
-------------------------------------------------------
-
-Rates are fractions here (0.35), percentages there (35).
-
-=====================  =================================================  ==================================================
-``BreakerPolicy``      Resilience4j ``CircuitBreakerConfig``              Hystrix ``HystrixCommandProperties``
-=====================  =================================================  ==================================================
-``min_requests``       ``minimumNumberOfCalls``                           ``circuitBreaker.requestVolumeThreshold``
-``error_rate``         ``failureRateThreshold`` (trips at ``>=``)         ``circuitBreaker.errorThresholdPercentage`` (``>=``)
-``slow_call_seconds``  ``slowCallDurationThreshold``                      -- (a timeout, ``execution.isolation.thread.timeoutInMilliseconds``, counts as an error)
-``slow_rate``          ``slowCallRateThreshold`` (100 % = off)            --
-``relative_margin``    --                                                 --
-``cooldown``           ``waitDurationInOpenState``                        ``circuitBreaker.sleepWindowInMilliseconds``
-``probes``             ``permittedNumberOfCallsInHalfOpenState``          -- (always one test request)
-``window_buckets``     ``slidingWindowSize``, ``slidingWindowType``       ``metrics.rollingStats.timeInMilliseconds`` with
-                       ``= TIME_BASED``                                   ``numBuckets`` buckets of 1 s
-``trip()``             ``transitionToForcedOpenState()``                  ``circuitBreaker.forceOpen``
-``reset()``            ``reset()``                                        --
-=====================  =================================================  ==================================================
+that raises is logged and ignored: it never breaks the request. What is
+logged and which listener hooks run: :mod:`graywsgi.core.breaker_listener`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
-import math
 import threading
 import time
 import typing as t
 
+from graywsgi.core.breaker_listener import BreakerListener
+from graywsgi.core.breaker_policy import BreakerPolicy
+from graywsgi.core.breaker_transitions import _ADOPT, TRANSITIONS as TRANSITIONS, _Event, _Notice
 from graywsgi.errors import ConfigurationError
-from graywsgi.layers.extraction_breaker import BreakerState, IllegalTransition
-from graywsgi.core.window import MAX_BUCKETS, SlidingWindow, WindowTotals
+from graywsgi.core.breaker_state import BreakerState, IllegalTransition
+from graywsgi.core.window import SlidingWindow, WindowTotals
 
 __all__ = [
     "RouteBreaker",
@@ -154,35 +108,6 @@ logger = logging.getLogger("graywsgi.breaker")
 _TOLERANCE = 1e-9
 
 
-class _Event(str, enum.Enum):
-    TRIP = "trip"
-    COOLDOWN_ELAPSED = "cooldown_elapsed"
-    PROBES_SUCCEEDED = "probes_succeeded"
-    PROBE_FAILED = "probe_failed"
-    MANUAL_TRIP = "manual_trip"
-    MANUAL_RESET = "manual_reset"
-    ADOPT_CLOSED = "adopt_closed"
-    ADOPT_OPEN = "adopt_open"
-    ADOPT_HALF_OPEN = "adopt_half_open"
-
-
-_ADOPT = {
-    BreakerState.CLOSED: _Event.ADOPT_CLOSED,
-    BreakerState.OPEN: _Event.ADOPT_OPEN,
-    BreakerState.HALF_OPEN: _Event.ADOPT_HALF_OPEN,
-}
-
-TRANSITIONS: t.Mapping[tuple[BreakerState, _Event], BreakerState] = {
-    (BreakerState.CLOSED, _Event.TRIP): BreakerState.OPEN,
-    (BreakerState.OPEN, _Event.COOLDOWN_ELAPSED): BreakerState.HALF_OPEN,
-    (BreakerState.HALF_OPEN, _Event.PROBES_SUCCEEDED): BreakerState.CLOSED,
-    (BreakerState.HALF_OPEN, _Event.PROBE_FAILED): BreakerState.OPEN,
-    **{(state, _Event.MANUAL_TRIP): BreakerState.OPEN for state in BreakerState},
-    **{(state, _Event.MANUAL_RESET): BreakerState.CLOSED for state in BreakerState},
-    **{(state, event): adopted for state in BreakerState for adopted, event in _ADOPT.items()},
-}
-
-
 class Admission(enum.Enum):
     """What :meth:`RouteBreaker.admit` lets a request do."""
 
@@ -193,131 +118,6 @@ class Admission(enum.Enum):
 
 def _above(value: float, limit: float) -> bool:
     return value > limit + _TOLERANCE
-
-
-def _check_int(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"BreakerPolicy.{field} must be an int, got {value!r}")
-    if value < 1:
-        raise ConfigurationError(f"BreakerPolicy.{field} must be >= 1, got {value!r}")
-
-
-def _check_seconds(field: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigurationError(f"BreakerPolicy.{field} must be a finite number of seconds > 0, got {value!r}")
-
-
-def _check_fraction(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigurationError(
-            f"BreakerPolicy.{field} must be a fraction in [0, 1) (35 % is 0.35), got {value!r}"
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class BreakerPolicy:
-    """When a route breaker trips and how it recovers.
-
-    See the module documentation for the trip rule and for the Resilience4j
-    and Hystrix names of each field.
-
-    >>> BreakerPolicy(error_rate=0.5, cooldown=10).probes
-    5
-    >>> BreakerPolicy(error_rate=35)
-    Traceback (most recent call last):
-      ...
-    graywsgi.errors.ConfigurationError: BreakerPolicy.error_rate must be a fraction in [0, 1) (35 % is 0.35), got 35
-
-    :param min_requests: requests the window must hold before the breaker
-        may trip (default 20).
-    :param error_rate: the error rate (0-1) above which it trips (default
-        0.35).
-    :param slow_call_seconds: a call that takes longer is slow (default 1.0);
-        see :meth:`is_slow`.
-    :param slow_rate: the slow-call rate (0-1) above which it trips; ``None``
-        (the default): slow calls never trip it.
-    :param relative_margin: if set, the error rule compares with the
-        baseline: it trips when the route's error rate exceeds the
-        baseline's by more than this (0-1), as long as the baseline has
-        ``min_requests`` requests; needs a baseline window.
-    :param cooldown: seconds it stays open before probing (default 30).
-    :param probes: probe requests admitted when half-open; all must succeed
-        for it to close (default 5).
-    :param window_buckets: seconds of history in the window (buckets of 1 s,
-        default 60).
-    :raises ConfigurationError: naming the field and the value, if one
-        cannot work.
-    """
-
-    min_requests: int = 20
-    error_rate: float = 0.35
-    slow_call_seconds: float = 1.0
-    slow_rate: float | None = None
-    relative_margin: float | None = None
-    cooldown: float = 30.0
-    probes: int = 5
-    window_buckets: int = 60
-
-    def __post_init__(self) -> None:
-        _check_int("min_requests", self.min_requests)
-        _check_fraction("error_rate", self.error_rate)
-        _check_seconds("slow_call_seconds", self.slow_call_seconds)
-        if self.slow_rate is not None:
-            _check_fraction("slow_rate", self.slow_rate)
-        if self.relative_margin is not None:
-            _check_fraction("relative_margin", self.relative_margin)
-        _check_seconds("cooldown", self.cooldown)
-        _check_int("probes", self.probes)
-        _check_int("window_buckets", self.window_buckets)
-        if self.window_buckets > MAX_BUCKETS:
-            raise ConfigurationError(
-                f"BreakerPolicy.window_buckets must be at most {MAX_BUCKETS:,}, got {self.window_buckets:,}"
-            )
-
-    def is_slow(self, duration: float) -> bool:
-        """Whether a call that took ``duration`` seconds is a slow call
-        (strictly longer than ``slow_call_seconds``)."""
-        return duration > self.slow_call_seconds
-
-
-class BreakerListener:
-    """Hooks for breaker events. Subclass it and override what you need;
-    the methods here do nothing.
-
-    Listeners are called after the breaker's lock is released, in the thread
-    whose call caused the event, so they may call back into the breaker. One
-    that raises is logged on ``graywsgi.core.breaker`` and ignored.
-    """
-
-    def on_state_change(self, route: str, old: BreakerState, new: BreakerState, reason: str) -> None:
-        """The breaker of ``route`` went from ``old`` to ``new``."""
-
-    def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:
-        """The breaker of ``route`` tripped (closed or half-open to open),
-        in this process; called once per trip. ``totals`` are the window's
-        counts at that moment."""
-
-    def on_rollback(self, reason: str) -> None:
-        """The kill switch was set; called by :class:`graywsgi.layers.guard.Guard` in
-        every worker that sees it (once per worker)."""
-
-    def on_resume(self, reason: str) -> None:
-        """The kill switch was cleared (once per worker that sees it)."""
-
-
-class _Notice(t.NamedTuple):
-    """A change made under the lock, announced after it is released."""
-
-    old: BreakerState
-    new: BreakerState
-    event: _Event
-    reason: str
-    trip_totals: WindowTotals | None  # set when this is a trip to alert
 
 
 # Enum members looked up on their class cost a metaclass call each time in

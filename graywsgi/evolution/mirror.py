@@ -16,14 +16,10 @@ comparison is kept.
     mirror = Mirror("http://orders-v2.internal:8000", share=0.05,
                     ignore_fields=("request_id", "meta.generated_at"))
 
-What the client sees
---------------------
-
-Nothing changes for the client. Its response is the application's, byte for
-byte, and it never waits for the shadow: the mirror job is handed to a
-bounded queue when the client's response is *closed* (so after its last
-byte was written) with a non-blocking put. When the queue is full the copy
-is dropped and counted (``dropped_queue_full``).
+The request's two sides are captured by :mod:`graywsgi.evolution.mirror_capture`
+(what the client sees, what the shadow gets) and compared by
+:mod:`graywsgi.evolution.mirror_diff`; this module holds the mirror itself:
+sampling, the request body, the background pool, the counters and the report.
 
 Request bodies
 --------------
@@ -34,31 +30,15 @@ is read once, and the application gets an identical in-memory stream in
 body (a ``Transfer-Encoding`` header) or an invalid length is not read at all: the
 request is served untouched and not mirrored (``skipped_body``).
 
-What the shadow gets
---------------------
-
-A copy of the request's CGI and ``HTTP_*`` variables (never the server's
-own ``wsgi.*`` objects), with the path the caller chose (the new API path)
-and the header ``X-Graywsgi-Mirror: 1`` so the shadow can recognise mirror
-traffic and skip side effects (sending mail, charging cards, writing). Mirror
-only methods whose side effects the shadow is ready for: by default
-``methods=("GET", "HEAD")``.
-
 Comparison
 ----------
 
-- the status code;
-- the ``compare_headers`` (default ``Content-Type``), case-insensitively;
-- the body: when both parse as JSON, as JSON with the ``ignore_fields``
-  removed -- a name without a dot (``request_id``) is dropped at any
-  depth, a dotted path (``meta.generated_at``) only there (list items do
-  not add to the path); otherwise byte for byte. Bodies are captured up
-  to ``max_response`` bytes; past that the body is not compared
-  (``body_not_compared``).
-
+The two answers are compared by
+:func:`~graywsgi.evolution.mirror_diff.compare_responses` (status, the
+``compare_headers``, the body with the ``ignore_fields`` left out).
 Differences are counted (``different``, and ``differences`` by kind:
 ``status``, ``header``, ``body``), the first ``log_samples`` per process
-logged at WARNING on the ``graywsgi.evolution.mirror`` logger, and the latest
+logged at WARNING on the ``graywsgi.mirror`` logger, and the latest
 ``keep_samples`` kept in :meth:`Mirror.report` for the admin page and the
 rollout gates.
 
@@ -81,7 +61,6 @@ from __future__ import annotations
 import atexit
 import collections
 import io
-import json
 import logging
 import os
 import queue
@@ -91,8 +70,9 @@ import threading
 import time
 import typing as t
 
-from graywsgi.layers.outcome import status_code
 from graywsgi.errors import ConfigurationError
+from graywsgi.evolution.mirror_capture import _MIRROR_KEY, MIRROR_HEADER, _call, _Job, _snapshot, _Tee
+from graywsgi.evolution.mirror_diff import Captured, compare_responses
 from graywsgi.httputil.proxy import UpstreamProxy
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -101,10 +81,6 @@ if t.TYPE_CHECKING:  # pragma: no cover
 __all__ = ["MIRROR_HEADER", "Captured", "Mirror", "compare_responses"]
 
 logger = logging.getLogger("graywsgi.mirror")
-
-#: The header that marks a mirror request (``X-Graywsgi-Mirror: 1``).
-MIRROR_HEADER = "X-Graywsgi-Mirror"
-_MIRROR_KEY = "HTTP_X_GRAYWSGI_MIRROR"
 
 _COUNTERS = (
     "mirrored",
@@ -117,85 +93,6 @@ _COUNTERS = (
     "body_not_compared",
     "shadow_errors",
 )
-
-
-class Captured(t.NamedTuple):
-    """One side of a comparison: status, headers, body (``None``: too large)."""
-
-    status: int | None
-    headers: tuple[tuple[str, str], ...]
-    body: bytes | None
-
-
-def _strip(document: t.Any, ignore: frozenset[str], path: str) -> t.Any:
-    if isinstance(document, dict):
-        kept = {}
-        for key, value in document.items():
-            dotted = f"{path}.{key}" if path else str(key)
-            if key in ignore or dotted in ignore:
-                continue
-            kept[key] = _strip(value, ignore, dotted)
-        return kept
-    if isinstance(document, list):
-        return [_strip(item, ignore, path) for item in document]
-    return document
-
-
-def _json(body: bytes) -> tuple[bool, t.Any]:
-    try:
-        return True, json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False, None
-
-
-def _header(headers: t.Sequence[tuple[str, str]], name: str) -> str | None:
-    values = [value for key, value in headers if key.lower() == name]
-    return ", ".join(values) if values else None
-
-
-def compare_responses(
-    primary: Captured,
-    shadow: Captured,
-    *,
-    headers: t.Iterable[str] = ("content-type",),
-    ignore_fields: t.Iterable[str] = (),
-) -> list[tuple[str, str]]:
-    """The differences between two responses, as ``(kind, description)``.
-
-    >>> a = Captured(200, (("Content-Type", "application/json"),), b'{"id": 1, "at": 5}')
-    >>> b = Captured(200, (("content-type", "application/json"),), b'{"id": 1, "at": 9}')
-    >>> compare_responses(a, b, ignore_fields=["at"])
-    []
-    >>> compare_responses(a, b)
-    [('body', 'JSON bodies differ')]
-
-    ``kind`` is ``status``, ``header`` or ``body``. A side whose body is
-    ``None`` (too large to capture) is compared on status and headers only.
-    """
-    differences: list[tuple[str, str]] = []
-    if primary.status != shadow.status:
-        differences.append(("status", f"status {primary.status} != {shadow.status}"))
-    for name in headers:
-        lower = name.lower()
-        mine, theirs = _header(primary.headers, lower), _header(shadow.headers, lower)
-        if mine != theirs:
-            differences.append(("header", f"{name}: {mine!r} != {theirs!r}"))
-    if primary.body is not None and shadow.body is not None:
-        ok_a, doc_a = _json(primary.body)
-        ok_b, doc_b = _json(shadow.body)
-        if ok_a and ok_b:
-            ignore = frozenset(ignore_fields)
-            if _strip(doc_a, ignore, "") != _strip(doc_b, ignore, ""):
-                differences.append(("body", "JSON bodies differ"))
-        elif primary.body != shadow.body:
-            differences.append(("body", f"bodies differ ({len(primary.body)} != {len(shadow.body)} bytes)"))
-    return differences
-
-
-class _Job(t.NamedTuple):
-    environ: dict[str, t.Any]
-    body: bytes
-    primary: Captured
 
 
 _STOP = object()
@@ -535,141 +432,3 @@ class Mirror:
             process.count("dropped_at_close", dropped)
             logger.warning("graywsgi mirror: %d mirror jobs dropped at close", dropped)
         return dropped == 0 and not any(thread.is_alive() for thread in threads)
-
-
-def _snapshot(environ: WSGIEnvironment, path: str) -> dict[str, t.Any]:
-    snapshot: dict[str, t.Any] = {
-        key: value
-        for key, value in environ.items()
-        if isinstance(value, str) and (key.isupper() and not key.startswith("wsgi"))
-    }
-    for key in ("wsgi.url_scheme",):
-        if key in environ:
-            snapshot[key] = environ[key]
-    snapshot.update(
-        {
-            "PATH_INFO": path,
-            _MIRROR_KEY: "1",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "wsgi.input_terminated": True,
-        }
-    )
-    for key in ("HTTP_TRANSFER_ENCODING", "RAW_URI", "REQUEST_URI"):  # the path changed: no raw target
-        snapshot.pop(key, None)
-    return snapshot
-
-
-def _call(app: WSGIApplication, environ: dict[str, t.Any], limit: int) -> Captured:
-    started: list[t.Any] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: t.Any = None) -> t.Callable[[bytes], object]:
-        started[:] = [status, tuple(headers)]
-        return chunks.append
-
-    chunks: list[bytes] = []
-    iterable = app(environ, start_response)
-    size = 0
-    too_large = False
-    try:
-        for chunk in iterable:
-            size += len(chunk)
-            if size > limit:
-                too_large = True
-                break
-            chunks.append(chunk)
-    finally:
-        close = getattr(iterable, "close", None)
-        if close is not None:
-            close()
-    if not started:
-        raise RuntimeError("shadow did not start a response")
-    return Captured(status_code(started[0]), started[1], None if too_large else b"".join(chunks))
-
-
-class _Tee:
-    """The client's response, passed through unchanged and captured (bounded).
-
-    At close the mirror job is queued -- never before the client has its
-    last byte, never blocking.
-    """
-
-    def __init__(
-        self,
-        mirror: Mirror,
-        process: _Process,
-        app: WSGIApplication,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        job: _Job,
-    ) -> None:
-        self._mirror = mirror
-        self._process = process
-        self._job = job
-        self._status: str | None = None
-        self._headers: tuple[tuple[str, str], ...] = ()
-        self._chunks: list[bytes] | None = []
-        self._size = 0
-        self._raised = False
-        self._complete = False
-        self._closed = False
-
-        def capture(
-            status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
-        ) -> t.Callable[[bytes], object]:
-            self._status, self._headers = status, tuple(headers)
-            write = start_response(status, headers, exc_info)
-
-            def tee_write(data: bytes) -> object:
-                self._keep(data)
-                return write(data)
-
-            return tee_write
-
-        self._iterable = app(environ, capture)
-        self._iterator: t.Iterator[bytes] | None = None
-
-    def _keep(self, chunk: bytes) -> None:
-        if self._chunks is not None:
-            self._size += len(chunk)
-            if self._size > self._mirror.max_response:
-                self._chunks = None
-            else:
-                self._chunks.append(chunk)
-
-    def __iter__(self) -> _Tee:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._iterator is None:
-            self._iterator = iter(self._iterable)
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            self._complete = True
-            raise
-        except BaseException:
-            self._raised = True
-            raise
-        self._keep(chunk)
-        return chunk
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            close = getattr(self._iterable, "close", None)
-            if close is not None:
-                close()
-        finally:
-            if not self._raised and self._status is not None:
-                try:
-                    complete = self._complete and self._chunks is not None
-                    body = b"".join(self._chunks) if complete and self._chunks is not None else None
-                    primary = Captured(status_code(self._status), self._headers, body)
-                    self._mirror.submit(self._process, self._job._replace(primary=primary))
-                except Exception:
-                    logger.exception("graywsgi mirror: could not queue the mirror job")

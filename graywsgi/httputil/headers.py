@@ -33,8 +33,9 @@ True
 from __future__ import annotations
 
 import re
+import unicodedata
 
-__all__ = ["valid_field_name", "valid_field_value", "trim_ows", "field_names_equal"]
+__all__ = ["valid_field_name", "valid_field_value", "trim_ows", "field_names_equal", "wire_text", "field_text"]
 
 _TCHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _NAME_STR = re.compile(f"[{_TCHARS}]+")
@@ -88,3 +89,34 @@ def field_names_equal(a: str, b: str) -> bool:
     if not (valid_field_name(a) and valid_field_name(b)):
         return False
     return a.lower() == b.lower()  # tokens are ASCII: str.lower() is ASCII-only here
+
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def wire_text(raw: bytes) -> str | None:
+    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1.
+
+    ``None`` when the text would carry a control, format or line-separator
+    character (Unicode categories Cc, Cf, Zl, Zp: C1 controls such as NEL,
+    U+2028, bidi overrides) -- obs-text bytes are valid on the wire but such
+    text must not reach logs, metrics or outgoing headers.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    for char in text:
+        if not char.isascii() and unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            return None
+    return text
+
+
+def field_text(value: str) -> str | None:
+    """A WSGI header value as text, or ``None`` if it is not a valid RFC 9110
+    field value or its text is unsafe (see :func:`wire_text`)."""
+    if not valid_field_value(value):
+        return None
+    if value.isascii():
+        return value
+    return wire_text(value.encode("latin-1"))

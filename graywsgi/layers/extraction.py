@@ -61,7 +61,7 @@ identifier (``required=``) that is missing, or a resolver that raised.
   with ``Retry-After`` and a problem+json body instead.
 
 Each level is in ``context.degrade_level`` and is logged on the
-``graywsgi.layers.extraction`` logger (L1 at INFO, L2 at WARNING, L3 at DEBUG per
+``graywsgi.extraction`` logger (L1 at INFO, L2 at WARNING, L3 at DEBUG per
 request plus a WARNING when the breaker opens).
 
 Resolvers
@@ -111,13 +111,11 @@ from graywsgi.layers.identifiers import (
     BITS,
     IDENTIFIERS,
     MAX_IDENTIFIER_LENGTH,
-    RESOLVABLE,
     IdentifierReader,
-    Resolver,
-    field_text,
     valid_traceparent,
-    wire_text,
 )
+from graywsgi.httputil.headers import field_text, wire_text
+from graywsgi.layers.resolvers import RESOLVABLE, Resolver
 from graywsgi.layers.pipeline import EXTRACTION, Pipeline
 from graywsgi.httputil.trust import TrustPolicy
 

@@ -38,17 +38,12 @@ import threading
 import time
 import typing as t
 
-from graywsgi.errors import ConfigurationError, GrayError
+from graywsgi.core.breaker_state import BreakerState, IllegalTransition
+from graywsgi.errors import ConfigurationError
 
 __all__ = ["ExtractionBreaker", "BreakerState", "Admission", "IllegalTransition"]
 
 logger = logging.getLogger("graywsgi.extraction")
-
-
-class BreakerState(str, enum.Enum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
 
 
 class _Event(str, enum.Enum):
@@ -66,10 +61,6 @@ TRANSITIONS: t.Mapping[tuple[BreakerState, _Event], BreakerState] = {
     (BreakerState.HALF_OPEN, _Event.PROBE_SUCCEEDED): BreakerState.CLOSED,
     (BreakerState.HALF_OPEN, _Event.PROBE_FAILED): BreakerState.OPEN,
 }
-
-
-class IllegalTransition(GrayError):
-    """An event that the current state does not accept; nothing changed."""
 
 
 class Admission(enum.Enum):

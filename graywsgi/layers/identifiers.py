@@ -18,10 +18,8 @@ import functools
 import logging
 import math
 import re
-import time
 import types
 import typing as t
-import unicodedata
 import uuid
 
 try:
@@ -34,7 +32,8 @@ from graywsgi.httputil.request_ids import new_request_id
 from graywsgi.core.context import DegradeLevel, GrayContext, Source
 from graywsgi.errors import problem_response
 from graywsgi.layers.extraction_breaker import Admission, BreakerState
-from graywsgi.httputil.headers import valid_field_value
+from graywsgi.layers.resolvers import RESOLVABLE, Resolver, run_resolvers
+from graywsgi.httputil.headers import field_text, valid_field_value, wire_text
 from graywsgi.core.version import VersionContext
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -51,8 +50,6 @@ __all__ = [
 
 logger = logging.getLogger("graywsgi.extraction")
 
-Resolver = t.Callable[["WSGIEnvironment"], t.Optional[t.Mapping[str, str]]]
-
 #: Context field -> WSGI environ key of the header it is read from.
 IDENTIFIERS: t.Mapping[str, str] = {
     "gray_id": "HTTP_X_GRAY_ID",
@@ -65,8 +62,6 @@ IDENTIFIERS: t.Mapping[str, str] = {
     "trace_parent": "HTTP_TRACEPARENT",
 }
 
-#: Context fields a resolver may set.
-RESOLVABLE = frozenset({"tenant", "role", "gray_id"})
 
 #: The largest ``max_length`` Extraction accepts, in bytes (servers cap a
 #: whole header line well below it: gunicorn at 8,190 bytes).
@@ -119,37 +114,6 @@ _TEXT_FIELDS = tuple(
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
 _version_context = functools.lru_cache(maxsize=256)(VersionContext)
-
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def wire_text(raw: bytes) -> str | None:
-    """Bytes from the wire as text: UTF-8 if they are UTF-8, else latin-1.
-
-    ``None`` when the text would carry a control, format or line-separator
-    character (Unicode categories Cc, Cf, Zl, Zp: C1 controls such as NEL,
-    U+2028, bidi overrides) -- obs-text bytes are valid on the wire but such
-    text must not reach logs, metrics or outgoing headers.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    for char in text:
-        if not char.isascii() and unicodedata.category(char) in _UNSAFE_CATEGORIES:
-            return None
-    return text
-
-
-def field_text(value: str) -> str | None:
-    """A WSGI header value as text, or ``None`` if it is not a valid RFC 9110
-    field value or its text is unsafe (see :func:`wire_text`)."""
-    if not valid_field_value(value):
-        return None
-    if value.isascii():
-        return value
-    return wire_text(value.encode("latin-1"))
-
 
 def valid_traceparent(value: str) -> bool:
     """Whether ``value`` is a W3C ``traceparent`` in the version-00 layout
@@ -305,7 +269,7 @@ class IdentifierReader:
             slots = _TEMPLATE.copy()
             failed = self.parse(environ, verdict, slots)
             if self.resolvers:
-                resolved, resolver_failures, duration = self.resolve(environ, slots)
+                resolved, resolver_failures, duration = run_resolvers(self.resolvers, environ, slots, self.max_length)
                 failed_call = bool(resolver_failures)
         except BaseException:
             failed_call = True
@@ -439,51 +403,6 @@ class IdentifierReader:
         if len(key) > self.max_length or not valid_field_value(key.strip(b" \t")):
             return False
         return key
-
-    def resolve(self, environ: WSGIEnvironment, slots: list[t.Any]) -> tuple[dict[str, str], list[str], float]:
-        """Run the resolvers into ``slots``; return what they set, the
-        failures and the slowest one's time."""
-        resolved: dict[str, str] = {}
-        failures: list[str] = []
-        slowest = 0.0
-        for resolver in self.resolvers:
-            name = getattr(resolver, "__name__", type(resolver).__name__)
-            started = time.perf_counter()
-            try:
-                result = resolver(environ)
-            except Exception:
-                logger.exception("graywsgi resolver %s raised; its result is dropped", name)
-                failures.append(f"resolver:{name}")
-                continue
-            finally:
-                slowest = max(slowest, time.perf_counter() - started)
-            if result is None:
-                continue
-            problem = self.resolver_result_problem(result)
-            if problem:
-                logger.error("graywsgi resolver %s returned an unusable result: %s", name, problem)
-                failures.append(f"resolver:{name}")
-                continue
-            for field_name, value in result.items():
-                slots[_SLOT[field_name]] = value
-                if field_name == "gray_id":
-                    slots[_GRAY_KEY_SLOT] = value.encode("utf-8")
-                resolved[field_name] = value
-        return resolved, failures, slowest
-
-    def resolver_result_problem(self, result: object) -> str:
-        """Why a resolver's result cannot be used, or ``""``."""
-        if not isinstance(result, t.Mapping):
-            return f"expected a mapping or None, got {type(result).__name__}"
-        for field_name, value in result.items():
-            if field_name not in RESOLVABLE:
-                return f"it may not set {field_name!r} (allowed: {sorted(RESOLVABLE)})"
-            if not isinstance(value, str) or not value:
-                return f"{field_name!r} must be a non-empty str"
-            raw = value.encode("utf-8")
-            if len(raw) > self.max_length or not valid_field_value(raw) or wire_text(raw) is None:
-                return f"{field_name!r} is not a valid header field value"
-        return ""
 
     def finish(
         self,

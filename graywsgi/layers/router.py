@@ -92,7 +92,7 @@ from graywsgi.errors import ConfigurationError
 from graywsgi.layers.extraction import Extraction
 from graywsgi.layers.guard import Guard
 from graywsgi.layers.pipeline import DECISION, Pipeline
-from graywsgi.rules.plan import Rollout
+from graywsgi.state.rollout import Rollout
 from graywsgi.layers.route_step import DECISION_KEY, RouteStep, not_found
 from graywsgi.rules.routing import CompiledRules
 from graywsgi.state.rule_store import RuleStore, as_store

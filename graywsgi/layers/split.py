@@ -56,7 +56,7 @@ from graywsgi.core.context import ENVIRON_KEY, GrayContext, with_decision
 from graywsgi.errors import ConfigurationError
 from graywsgi.layers.extraction import Extraction
 from graywsgi.core.hashing import cached_fnv1a_32
-from graywsgi.metrics.layer import note_internal_error
+from graywsgi.layers.events import note_internal_error
 from graywsgi.layers.pipeline import DECISION, DecisionStep, Exchange, Pipeline
 
 if t.TYPE_CHECKING:  # pragma: no cover

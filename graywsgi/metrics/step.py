@@ -24,6 +24,7 @@ import time
 import typing as t
 
 from graywsgi.core.context import ENVIRON_KEY, GrayContext
+from graywsgi.layers.events import EVENTS_KEY
 from graywsgi.layers.pipeline import TimingStep
 
 try:
@@ -35,13 +36,10 @@ if t.TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import WSGIEnvironment
 
     from graywsgi import _capi  # C helpers of the compiled form (graywsgi/_capi.pxd)
-    from graywsgi.metrics.layer import Metrics
     from graywsgi.layers.pipeline import Exchange
 
 __all__ = ["MetricsStep", "EVENTS_KEY", "DECISION_KEY", "status_class", "method_tag", "send_datagram"]
 
-#: environ key of the per-request event list that :func:`graywsgi.metrics.layer.note` appends to.
-EVENTS_KEY = "graywsgi.metrics.events"
 #: environ key of the Router's decision (see :mod:`graywsgi.layers.router`).
 DECISION_KEY = "graywsgi.decision"
 
@@ -95,7 +93,9 @@ class MetricsStep(TimingStep):
     :param metrics: the layer: its style, dimensions and sink.
     """
 
-    def __init__(self, metrics: Metrics, fork_generation: t.Any) -> None:
+    def __init__(self, metrics: t.Any, fork_generation: t.Any) -> None:
+        # ``metrics`` is the graywsgi.metrics.layer.Metrics that builds this
+        # step; not imported even for its type, as that module imports this one.
         self.metrics = metrics
         self.sink = metrics.sink
         self.health = metrics.sink._health
@@ -165,7 +165,7 @@ class MetricsStep(TimingStep):
     def datagram(self, key: tuple[t.Any, ...]) -> tuple[bytes, bytes, int] | None:
         """The datagram of ``key``'s requests around their time (cached)."""
         try:
-            made = self.metrics.datagram_template(*key)
+            made: tuple[bytes, bytes, int] | None = self.metrics.datagram_template(*key)
         except Exception:  # a style that raises: the general path fails too, and counts it
             return None
         if len(self.datagrams) < self.metrics._CACHE_LIMIT:

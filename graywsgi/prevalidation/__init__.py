@@ -1,6 +1,7 @@
 """Pre-validation: the :class:`~graywsgi.prevalidation.layer.PreValidation`
 layer, the OpenAPI documents it reads (:mod:`~graywsgi.prevalidation.openapi`)
-and the ``x-gray-rules`` they carry (:mod:`~graywsgi.prevalidation.gray_rules`).
+and the ``x-gray-rules`` they carry (:mod:`~graywsgi.prevalidation.gray_rules`);
+how it reads and parses a request body (:mod:`~graywsgi.prevalidation.body`).
 
 The names of :mod:`graywsgi.prevalidation.layer` are importable from here, as
 they were when ``graywsgi.prevalidation`` was one module.

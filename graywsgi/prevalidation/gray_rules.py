@@ -36,6 +36,13 @@ Schema (draft 2020-12) with patterns that compile and formats that can
 really be checked, each version a SemVer version or range. Every problem
 names the document, the operation and the JSON pointer
 (:class:`~graywsgi.prevalidation.openapi.OpenAPIError`).
+
+This module holds :func:`compile_gray_rules` and the published schema
+(:func:`gray_rules_schema`). What rules compile to and how they check a
+request is :mod:`graywsgi.prevalidation.gray_rule_checks`; which requests a
+rule applies to (``applies_to``) is
+:mod:`graywsgi.prevalidation.gray_rule_selector`. Every name of ``__all__``
+is importable from here.
 """
 
 from __future__ import annotations
@@ -47,11 +54,21 @@ import typing as t
 from importlib import resources
 
 import jsonschema
-from jsonschema.exceptions import ValidationError, relevance
+from jsonschema.exceptions import ValidationError
 
-from graywsgi.core.context import GrayContext
+from graywsgi.prevalidation.gray_rule_checks import BODY_KINDS as BODY_KINDS
+from graywsgi.prevalidation.gray_rule_checks import _fast_check as _fast_check
+from graywsgi.prevalidation.gray_rule_checks import cap as cap
+from graywsgi.prevalidation.gray_rule_checks import (
+    FORMAT_CHECKER,
+    MAX_TEXT,
+    FieldError,
+    GrayRule,
+    OperationRules,
+    body_kind,
+)
+from graywsgi.prevalidation.gray_rule_selector import Selector, compile_selector, is_gray
 from graywsgi.prevalidation.openapi import Node, OpenAPIDocument, OpenAPIError, Operation, Problem
-from graywsgi.core.version import Version, VersionRange
 
 __all__ = [
     "GrayRule",
@@ -66,23 +83,6 @@ __all__ = [
     "FORMAT_CHECKER",
     "MAX_TEXT",
 ]
-
-#: Longest ``expected``/``received``/``message`` text in a 400 answer.
-MAX_TEXT = 120
-
-#: Media type kinds whose bodies graywsgi can read fields from.
-BODY_KINDS = ("json", "form", "multipart")
-
-
-def body_kind(media_type: str) -> str | None:
-    """``json``, ``form``, ``multipart`` or ``None`` for a (lower-case) media type."""
-    if media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json")):
-        return "json"
-    if media_type == "application/x-www-form-urlencoded":
-        return "form"
-    if media_type == "multipart/form-data":
-        return "multipart"
-    return None
 
 
 @functools.cache
@@ -102,208 +102,7 @@ def _rules_validator() -> jsonschema.protocols.Validator:
     return validator
 
 
-def _build_format_checker() -> jsonschema.FormatChecker:
-    checker = jsonschema.FormatChecker(formats=())
-    checker.checkers = dict(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
-
-    def int_range(bits: int) -> t.Callable[[object], bool]:
-        high: int = (1 << (bits - 1)) - 1
-        low: int = -high - 1
-
-        def check(value: object) -> bool:
-            if isinstance(value, bool) or not isinstance(value, int):
-                return True  # format applies to integers only
-            return low <= value <= high
-
-        return check
-
-    checker.checks("int32")(int_range(32))
-    checker.checks("int64")(int_range(64))
-    return checker
-
-
-#: The format checker rule constraints run with: jsonschema's draft 2020-12
-#: formats that the installed packages can check, plus OpenAPI's ``int32``
-#: and ``int64``. A rule naming any other format is refused at start-up
-#: (jsonschema would silently let every value pass).
-FORMAT_CHECKER = _build_format_checker()
-
-
-# --- selectors -------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_version(text: str) -> Version | None:
-    try:
-        return Version.parse(text)
-    except ValueError:
-        return None
-
-
-class Selector:
-    """Which requests a rule applies to. Immutable.
-
-    - ``gray`` -- every gray request (see :func:`is_gray`);
-    - ``all`` -- every request, gray or not;
-    - a match -- gray requests whose ``X-Version`` equals a listed version
-      or lies in a listed node-semver range, whose route is listed, or
-      whose ``X-Traffic-Color`` is listed (any one is enough).
-    """
-
-    __slots__ = ("kind", "versions", "_exact", "_ranges", "routes", "colors")
-
-    def __init__(
-        self,
-        kind: str,
-        versions: t.Sequence[str] = (),
-        routes: t.Iterable[str] = (),
-        colors: t.Iterable[str] = (),
-    ) -> None:
-        self.kind = kind
-        self.versions = tuple(versions)
-        self._exact = frozenset(self.versions)
-        self._ranges = tuple(VersionRange(text) for text in self.versions)
-        self.routes = frozenset(routes)
-        self.colors = frozenset(color.lower() for color in colors)
-
-    def applies(self, context: GrayContext | None, gray: bool) -> bool:
-        """Whether a request with ``context`` (gray or not) is selected."""
-        kind = self.kind
-        if kind == "all":
-            return True
-        if not gray or context is None:
-            return False
-        if kind == "gray":
-            return True
-        if context.route is not None and context.route in self.routes:
-            return True
-        color = context.traffic_color
-        if color is not None and color.lower() in self.colors:
-            return True
-        version = context.version
-        if version is not None and self._ranges:
-            if version in self._exact:
-                return True
-            parsed = _parse_version(version)
-            if parsed is not None:
-                for wanted in self._ranges:
-                    if parsed in wanted:
-                        return True
-        return False
-
-    def describe(self) -> str:
-        """A short text for tables: ``gray``, ``all``, ``versions ^2; colors blue``."""
-        if self.kind != "match":
-            return self.kind
-        parts = []
-        if self.versions:
-            parts.append("versions " + ", ".join(self.versions))
-        if self.routes:
-            parts.append("routes " + ", ".join(sorted(self.routes)))
-        if self.colors:
-            parts.append("colors " + ", ".join(sorted(self.colors)))
-        return "; ".join(parts)
-
-    def __repr__(self) -> str:
-        return f"Selector({self.describe()!r})"
-
-
-def compile_selector(spec: object) -> Selector:
-    """Compile an ``applies_to`` value (``"gray"``, ``"all"`` or a mapping).
-
-    :raises ValueError: describing what is wrong.
-    """
-    if spec in ("gray", "all"):
-        return Selector(spec)
-    if not isinstance(spec, t.Mapping):
-        raise ValueError(f"applies_to must be 'gray', 'all' or a mapping, got {spec!r}")
-    unknown = set(spec) - {"versions", "routes", "colors"}
-    if unknown:
-        raise ValueError(f"applies_to has unknown keys {sorted(unknown)} (use versions, routes, colors)")
-    if not spec:
-        raise ValueError("applies_to must name at least one of versions, routes, colors")
-    lists: dict[str, list[str]] = {}
-    for key in ("versions", "routes", "colors"):
-        value = spec.get(key, [])
-        if isinstance(value, str) or not isinstance(value, t.Sequence) or not all(
-            isinstance(item, str) and item for item in value
-        ):
-            raise ValueError(f"applies_to.{key} must be a list of non-empty strings, got {value!r}")
-        lists[key] = list(value)
-    for text in lists["versions"]:
-        try:
-            VersionRange(text)
-        except ValueError as exc:
-            raise ValueError(f"applies_to.versions: {text!r} is not a version or range: {exc}") from None
-    return Selector("match", lists["versions"], lists["routes"], lists["colors"])
-
-
-def is_gray(context: GrayContext | None, stable: t.Container[str]) -> bool:
-    """Whether a request is gray traffic.
-
-    Gray means a context that is not a fallback and that carries a gray
-    marker: ``X-Version``, ``X-Canary-ID``, an ``X-Traffic-Color`` not in
-    ``stable``, or a route (chosen by a split that ran before) not in
-    ``stable``. A gray id alone is not a marker: every user has one.
-    """
-    if context is None or context.is_fallback:
-        return False
-    if context.version is not None or context.canary_id is not None:
-        return True
-    color = context.traffic_color
-    if color is not None and color.lower() not in stable:
-        return True
-    route = context.route
-    return route is not None and route not in stable
-
-
-# --- compiled rules ----------------------------------------------------------------
-
-
-class FieldError(t.NamedTuple):
-    """One failed field of a request, as listed in the 400 answer."""
-
-    where: str  #: ``query.limit``, ``header.X-Client``, ``body#/items/0/qty``
-    expected: str  #: the constraint that failed, e.g. ``maximum: 50``
-    received: str | None  #: what arrived (capped), ``None`` when absent
-    message: str  #: a sentence
-
-    def as_json(self) -> dict[str, object]:
-        return {"where": self.where, "expected": self.expected, "received": self.received, "message": self.message}
-
-
-def cap(text: str, limit: int = MAX_TEXT) -> str:
-    """``text`` cut to ``limit`` characters, marked with ``...`` when cut."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class _Uncoercible(Exception):
-    def __init__(self, expected: str) -> None:
-        self.expected = expected
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _TYPE_ORDER = ("integer", "number", "boolean", "array", "string")
-
-
-def _coerce_scalar(text: str, kind: str | None) -> object:
-    if kind == "integer":
-        if _INTEGER.fullmatch(text) and len(text) <= 64:
-            return int(text)
-        raise _Uncoercible("integer")
-    if kind == "number":
-        if _NUMBER.fullmatch(text) and len(text) <= 64:
-            number = float(text)
-            return int(number) if number.is_integer() and _INTEGER.fullmatch(text) else number
-        raise _Uncoercible("number")
-    if kind == "boolean":
-        if text == "true":
-            return True
-        if text == "false":
-            return False
-        raise _Uncoercible("boolean (true or false)")
-    return text
 
 
 def _declared_type(schema: t.Mapping[str, t.Any] | None) -> str | None:
@@ -319,232 +118,6 @@ def _declared_type(schema: t.Mapping[str, t.Any] | None) -> str | None:
         if kind in declared:
             return kind
     return None
-
-
-_FAST_TYPES: t.Mapping[str, t.Callable[[t.Any], bool]] = {
-    "string": lambda v: v.__class__ is str,
-    "integer": lambda v: v.__class__ is int,
-    "number": lambda v: v.__class__ is int or v.__class__ is float,
-    "boolean": lambda v: v.__class__ is bool,
-    "null": lambda v: v is None,
-    "array": lambda v: v.__class__ is list,
-    "object": lambda v: v.__class__ is dict,
-}
-_FAST_KEYWORDS = frozenset({
-    "type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-    "pattern", "enum", "const", "format", "$comment", "title", "description", "examples",
-})
-
-
-def _fast_check(schema: t.Mapping[str, t.Any]) -> t.Callable[[t.Any], bool] | None:
-    """A plain-Python check for a flat constraint, or ``None`` when there is none.
-
-    It is one-sided: ``True`` means jsonschema would find the value valid;
-    ``False`` means "ask jsonschema", which then decides and explains.
-    Values of types it does not handle exactly (bools against numbers,
-    floats against ``integer``, non-strings against ``enum``) say ``False``.
-    """
-    if not set(schema) <= _FAST_KEYWORDS:
-        return None
-    checks: list[t.Callable[[t.Any], bool]] = []
-    declared = schema.get("type")
-    if declared is not None:
-        names = [declared] if isinstance(declared, str) else list(declared)
-        tests = tuple(_FAST_TYPES[name] for name in names)
-        if len(tests) == 1:
-            checks.append(tests[0])
-        else:
-            checks.append(lambda v: any(test(v) for test in tests))
-    bounds = [(key, schema[key]) for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if key in schema]
-    if bounds:
-        def in_bounds(v: t.Any) -> bool:
-            if v.__class__ is bool:
-                return False
-            if v.__class__ is not int and v.__class__ is not float:
-                return True
-            for key, bound in bounds:
-                if (key == "minimum" and v < bound) or (key == "maximum" and v > bound) or (
-                    key == "exclusiveMinimum" and v <= bound) or (key == "exclusiveMaximum" and v >= bound):
-                    return False
-            return True
-        checks.append(in_bounds)
-    if "minLength" in schema or "maxLength" in schema:
-        shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
-        checks.append(lambda v: v.__class__ is not str or (
-            len(v) >= shortest and (longest is None or len(v) <= longest)))
-    if "pattern" in schema:
-        search = re.compile(schema["pattern"]).search
-        checks.append(lambda v: v.__class__ is not str or search(v) is not None)
-    for key in ("enum", "const"):
-        if key in schema:
-            allowed = schema[key] if key == "enum" else [schema[key]]
-            texts = frozenset(item for item in allowed if isinstance(item, str))
-            checks.append(lambda v, texts=texts: v.__class__ is str and v in texts)  # type: ignore[misc]
-    if "format" in schema:
-        conforms, fmt = FORMAT_CHECKER.conforms, schema["format"]
-        checks.append(lambda v: conforms(v, fmt))
-    if len(checks) == 1:
-        return checks[0]
-    chain = tuple(checks)
-
-    def all_pass(v: t.Any) -> bool:
-        for check in chain:
-            if not check(v):
-                return False
-        return True
-
-    return all_pass
-
-
-class GrayRule:
-    """One compiled rule: where its value comes from, how it is read, its validator.
-
-    Immutable once built; shared by every request (jsonschema validators
-    keep no per-call state).
-    """
-
-    __slots__ = (
-        "field", "source", "name", "pointer", "schema", "validator", "required",
-        "selector", "text_type", "item_type", "split_commas", "node", "_fast",
-    )
-
-    def __init__(
-        self,
-        *,
-        field: str,
-        source: str,
-        name: str,
-        pointer: tuple[str, ...],
-        schema: dict[str, t.Any],
-        required: bool,
-        selector: Selector,
-        text_type: str | None,
-        item_type: str | None,
-        split_commas: bool,
-        node: Node,
-    ) -> None:
-        self.field = field
-        self.source = source  #: query, header, path or body
-        self.name = name  #: the parameter name; for a header, its environ key
-        self.pointer = pointer  #: body: the JSON pointer's tokens
-        self.schema = schema
-        self.validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(
-            schema, format_checker=FORMAT_CHECKER
-        )
-        self._fast = _fast_check(schema)
-        self.required = required
-        self.selector = selector
-        #: how a text value (parameter, form field) is read before validation
-        self.text_type = text_type
-        self.item_type = item_type
-        self.split_commas = split_commas
-        self.node = node
-
-    def __repr__(self) -> str:
-        return f"GrayRule({self.field!r}, {self.schema!r}, applies_to={self.selector.describe()!r})"
-
-    # -- checking values -------------------------------------------------------------
-
-    def check_text(self, raw: t.Sequence[bytes] | None, out: list[FieldError]) -> None:
-        """Check a text field: all values sent for it, or ``None`` when absent."""
-        if not raw:
-            if self.required:
-                out.append(FieldError(self.field, "present", None, "a required field is absent"))
-            return
-        first = raw[0]
-        try:
-            if self.text_type == "array":
-                texts = [_text(item) for item in raw]
-                if self.split_commas:
-                    texts = texts[0].split(",")
-                shown = json.dumps(texts, ensure_ascii=False)
-                value: t.Any = [_coerce_scalar(text, self.item_type) for text in texts]
-            else:
-                shown = _text(first)
-                value = _coerce_scalar(shown, self.text_type)
-        except _Uncoercible as exc:
-            received = first.decode("utf-8", "replace")
-            out.append(FieldError(self.field, f"type: {exc.expected}", cap(received), f"{cap(received)!r} is not a valid {exc.expected}"))
-            return
-        fast = self._fast
-        if (fast is not None and fast(value)) or self.validator.is_valid(value):
-            return
-        self._collect(value, self.field, shown, out)
-
-    def check_json(self, found: bool, value: t.Any, out: list[FieldError]) -> None:
-        """Check a body field read from JSON (``found`` false when absent)."""
-        if not found:
-            if self.required:
-                out.append(FieldError(self.field, "present", None, "a required field is absent"))
-            return
-        fast = self._fast
-        if (fast is not None and fast(value)) or self.validator.is_valid(value):
-            return
-        self._collect(value, self.field, None, out)
-
-    def _collect(self, value: t.Any, where: str, shown: str | None, out: list[FieldError]) -> None:
-        best: dict[tuple[t.Any, ...], ValidationError] = {}
-        for error in self.validator.iter_errors(value):
-            key = tuple(error.absolute_path)
-            current = best.get(key)
-            if current is None or _rank(error) > _rank(current):
-                best[key] = error
-        for path, error in sorted(best.items(), key=lambda item: [str(p) for p in item[0]]):
-            out.append(
-                FieldError(
-                    self._where(path),
-                    cap(f"{error.validator}: {_compact(error.validator_value)}"),
-                    cap(shown) if shown is not None and not path else _shown(error.instance),
-                    cap(error.message),
-                )
-            )
-
-    def _where(self, path: tuple[t.Any, ...]) -> str:
-        if not path:
-            return self.field
-        if self.source == "body":
-            tokens = [*self.pointer, *(str(p) for p in path)]
-            return "body#" + "".join("/" + token.replace("~", "~0").replace("/", "~1") for token in tokens)
-        return self.field + "".join(f"[{p}]" for p in path)
-
-
-_rank = t.cast("t.Callable[[ValidationError], tuple[t.Any, ...]]", relevance)
-
-
-def _text(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Uncoercible("UTF-8 text") from None
-
-
-def _compact(value: object) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError):  # pragma: no cover - schemas are JSON
-        return repr(value)
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, str):
-        return cap(value)
-    return cap(_compact(value))
-
-
-class OperationRules:
-    """The compiled gray rules of one operation."""
-
-    __slots__ = ("operation", "label", "rules", "body_kinds", "body_media_types")
-
-    def __init__(self, operation: Operation, rules: t.Sequence[GrayRule]) -> None:
-        self.operation = operation
-        self.label = operation.label
-        self.rules = tuple(rules)
-        kinds = {body_kind(media): media for media in operation.body}
-        #: what request bodies can be read: json, form, multipart
-        self.body_kinds = frozenset(kind for kind in kinds if kind is not None)
-        #: the declared media types graywsgi reads, for messages
-        self.body_media_types = tuple(media for media in operation.body if body_kind(media) is not None)
 
 
 # --- compiling -------------------------------------------------------------------

@@ -8,8 +8,17 @@ OpenAPI 3.0 or 3.1 document, loaded and checked once at start-up:
 - :func:`load_openapi` reads the document (YAML or JSON) and every file its
   ``$ref`` s reach, checks it with ``openapi-spec-validator`` and lists its
   operations, with their parameters and request-body schemas resolved;
-- :class:`PathIndex` finds the operation of a request from its method and
-  path without scanning every path (a trie of path segments).
+- :class:`~graywsgi.prevalidation.openapi_path_index.PathIndex` finds the
+  operation of a request from its method and path without scanning every
+  path (a trie of path segments).
+
+This module holds :class:`OpenAPIDocument` and :func:`load_openapi`. Its
+siblings hold the rest, and every name of its ``__all__`` is importable from
+here: :mod:`graywsgi.prevalidation.openapi_model` (nodes, operations,
+parameters, problems, :class:`~graywsgi.prevalidation.openapi_model.OpenAPIError`),
+:mod:`graywsgi.prevalidation.openapi_files` (parsing files, finding ``$ref`` s,
+JSON pointers) and :mod:`graywsgi.prevalidation.openapi_path_index`
+(:class:`~graywsgi.prevalidation.openapi_path_index.PathIndex`).
 
 References
 ----------
@@ -24,26 +33,42 @@ with an error that names it.
 Errors
 ------
 
-Every problem raises :class:`OpenAPIError`, a
+Every problem raises
+:class:`~graywsgi.prevalidation.openapi_model.OpenAPIError`, a
 :class:`~graywsgi.errors.ConfigurationError`, whose message has one line per
 problem naming the document (and line, where known), the operation and the
-JSON pointer::
-
-    orders.yaml:41: GET /orders: #/paths/~1orders/get/x-gray-rules/rules/0/field: query parameter 'limt' is not defined by the operation (defined: limit, status)
+JSON pointer (see :mod:`graywsgi.prevalidation.openapi_model`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import typing as t
 import urllib.parse
-from dataclasses import dataclass, field
 
-import yaml
-
-from graywsgi.errors import ConfigurationError
+from graywsgi.prevalidation.openapi_files import (
+    _MISSING,
+    _display_name,
+    _File,
+    _FileProblem,
+    _parse_file,
+    _parse_pointer,
+    _references,
+    _walk_pointer,
+)
+from graywsgi.prevalidation.openapi_model import (
+    HTTP_METHODS,
+    MAX_REPORTED,
+    Location,
+    Node,
+    OpenAPIError,
+    Operation,
+    Parameter,
+    Problem,
+    json_pointer,
+)
+from graywsgi.prevalidation.openapi_path_index import PathIndex
 
 __all__ = [
     "OpenAPIError",
@@ -59,191 +84,8 @@ __all__ = [
     "MAX_REPORTED",
 ]
 
-Location = tuple[t.Union[str, int], ...]
-
-#: The operations of a Path Item Object, in the order they are listed.
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-#: At most this many problems are listed; a last line counts the rest.
-MAX_REPORTED = 20
-
 #: Files larger than this are refused (a document, or a file it refers to).
 MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-def json_pointer(location: t.Sequence[str | int]) -> str:
-    """Render a location as a JSON pointer fragment: ``#/paths/~1orders/get``."""
-    return "#" + "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
-
-
-class Problem(t.NamedTuple):
-    """One thing wrong with a document, and where."""
-
-    document: str  #: the file, as the user named it (or relative to it)
-    line: int | None  #: 1-based line in that file, when known
-    operation: str | None  #: ``"POST /orders/{order_id}"``, when inside one
-    location: Location  #: where in that file
-    reason: str  #: what is wrong
-
-    def __str__(self) -> str:
-        where = f"{self.document}:{self.line}" if self.line is not None else self.document
-        operation = self.operation or "(document)"
-        return f"{where}: {operation}: {json_pointer(self.location)}: {self.reason}"
-
-
-class OpenAPIError(ConfigurationError):
-    """An OpenAPI document, or its ``x-gray-rules``, that cannot be used.
-
-    :param problems: every problem found (at most :data:`MAX_REPORTED` are
-        listed in the message, then a count of the rest).
-    """
-
-    def __init__(self, problems: t.Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        lines = [str(problem) for problem in self.problems[:MAX_REPORTED]]
-        if len(self.problems) > MAX_REPORTED:
-            lines.append(f"... and {len(self.problems) - MAX_REPORTED} more problems")
-        super().__init__("\n".join(lines))
-
-
-@dataclass(frozen=True)
-class Node:
-    """A value in one of the document's files, and where it is."""
-
-    value: t.Any
-    file: str  #: absolute path of the file holding it
-    location: Location
-
-    def child(self, key: str | int) -> Node | None:
-        """The member ``key`` of this (unresolved) node, if present."""
-        value = self.value
-        if isinstance(value, dict) and isinstance(key, str) and key in value:
-            return Node(value[key], self.file, (*self.location, key))
-        if isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
-            return Node(value[key], self.file, (*self.location, key))
-        return None
-
-
-class Parameter(t.NamedTuple):
-    """A parameter of an operation, ``$ref`` resolved."""
-
-    name: str
-    location: str  #: ``query``, ``header``, ``path`` or ``cookie``
-    schema: Node | None  #: the parameter's schema, resolved
-    style: str
-    explode: bool
-    required: bool
-    node: Node
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One operation of the document: a method on a path template."""
-
-    method: str  #: lower case, as in the document
-    path: str  #: the path template, e.g. ``/orders/{order_id}``
-    node: Node  #: the Operation Object, resolved
-    parameters: t.Mapping[tuple[str, str], Parameter]  #: by (``in``, name); header names lower case
-    body: t.Mapping[str, Node | None]  #: media type -> its schema, resolved
-    gray_rules: Node | None  #: the ``x-gray-rules`` member
-
-    @property
-    def label(self) -> str:
-        """``"POST /orders/{order_id}"``."""
-        return f"{self.method.upper()} {self.path}"
-
-
-@dataclass
-class _File:
-    path: str
-    display: str
-    data: t.Any
-    lines: dict[Location, int] = field(default_factory=dict)
-
-
-# --- reading files -------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text (JSON has no date type)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-class _FileProblem(Exception):
-    def __init__(self, line: int | None, location: Location, reason: str) -> None:
-        self.line = line
-        self.location = location
-        self.reason = reason
-
-
-def _parse_file(text: str, is_json: bool) -> tuple[t.Any, dict[Location, int]]:
-    """Parse a YAML or JSON file into JSON-compatible data, with line numbers."""
-    if is_json:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _FileProblem(exc.lineno, (), f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-        try:
-            return data, _lines(text.replace("\t", " "))
-        except (_FileProblem, yaml.YAMLError):
-            return data, {}
-    lines = _lines(text)
-    try:
-        loaded = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:  # pragma: no cover - composing already parsed it
-        raise _FileProblem(None, (), f"invalid YAML: {exc}") from None
-    try:
-        # Mapping keys become strings as in JSON (``200:`` is the key "200").
-        data = json.loads(json.dumps(loaded, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise _FileProblem(None, (), f"not representable as JSON: {exc}") from None
-    return data, lines
-
-
-def _lines(text: str) -> dict[Location, int]:
-    """Map each location in a YAML/JSON text to its 1-based line; reject duplicate keys."""
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise _FileProblem(line, (), f"invalid YAML: {problem}") from None
-    lines: dict[Location, int] = {}
-    if root is None:
-        return lines
-    stack: list[tuple[yaml.Node, Location]] = [(root, ())]
-    seen_nodes = 0
-    while stack:
-        node, location = stack.pop()
-        seen_nodes += 1
-        if seen_nodes > 2_000_000 or len(location) > 200:
-            raise _FileProblem(node.start_mark.line + 1, location, "nested too deeply or too large")
-        lines[location] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            keys: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in keys:
-                    raise _FileProblem(key_node.start_mark.line + 1, location, f"duplicate key {key!r}")
-                keys.add(key)
-                stack.append((value_node, (*location, key)))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                stack.append((item, (*location, index)))
-    return lines
-
-
-def _display_name(path: str, main_path: str, main_display: str) -> str:
-    if path == main_path:
-        return main_display
-    relative = os.path.relpath(path, os.path.dirname(main_path))
-    return os.path.normpath(os.path.join(os.path.dirname(main_display), relative))
 
 
 # --- the document ---------------------------------------------------------------
@@ -289,7 +131,8 @@ class OpenAPIDocument:
     # -- locations -------------------------------------------------------------
 
     def problem(self, file: str, location: Location, operation: str | None, reason: str) -> Problem:
-        """A :class:`Problem` at ``location`` in ``file`` (an absolute path)."""
+        """A :class:`~graywsgi.prevalidation.openapi_model.Problem` at ``location`` in
+        ``file`` (an absolute path)."""
         loaded = self.files.get(file)
         display = loaded.display if loaded is not None else _display_name(file, self.path, self.display)
         if operation is None and file == self.path:
@@ -303,7 +146,7 @@ class OpenAPIDocument:
         return Problem(display, line, operation, location, reason)
 
     def node_problem(self, node: Node, operation: str | None, reason: str) -> Problem:
-        """A :class:`Problem` at ``node``."""
+        """A :class:`~graywsgi.prevalidation.openapi_model.Problem` at ``node``."""
         return self.problem(node.file, node.location, operation, reason)
 
     @property
@@ -561,8 +404,8 @@ class OpenAPIDocument:
 def load_openapi(path: str | os.PathLike[str]) -> OpenAPIDocument:
     """Load and check the OpenAPI document at ``path``.
 
-    :raises OpenAPIError: naming the document, line, operation and JSON
-        pointer of each problem.
+    :raises ~graywsgi.prevalidation.openapi_model.OpenAPIError: naming the
+        document, line, operation and JSON pointer of each problem.
     """
     return OpenAPIDocument(path)
 
@@ -603,166 +446,3 @@ def _locating(cls: type) -> type:
 
     return type(cls.__name__, (cls,), {"__call__": __call__})
 
-
-# --- references and pointers ----------------------------------------------------
-
-_MISSING: t.Any = object()
-
-#: Members whose values are data, not schema: ``$ref`` inside them is just a
-#: key (unless the member is a property *named* so, under ``properties``).
-_DATA_MEMBERS = frozenset({"example", "default", "enum", "const", "x-gray-rules"})
-_NAMING_MEMBERS = frozenset({"properties", "patternProperties"})
-
-
-def _references(data: t.Any) -> t.Iterator[tuple[Location, str]]:
-    """Every ``$ref`` (and ``$id``) string in ``data``, with its location."""
-    stack: list[tuple[t.Any, Location]] = [(data, ())]
-    while stack:
-        value, location = stack.pop()
-        if isinstance(value, dict):
-            for key, child in value.items():
-                if key in ("$ref", "$id") and isinstance(child, str):
-                    yield (*location, key), child
-                elif key in _DATA_MEMBERS and not (location and location[-1] in _NAMING_MEMBERS):
-                    continue
-                elif isinstance(child, (dict, list)):
-                    stack.append((child, (*location, key)))
-        elif isinstance(value, list):
-            for index, child in enumerate(value):
-                if isinstance(child, (dict, list)):
-                    stack.append((child, (*location, index)))
-
-
-def _parse_pointer(fragment: str) -> Location:
-    if not fragment:
-        return ()
-    if not fragment.startswith("/"):
-        raise ValueError(f"the fragment {fragment!r} is not a JSON pointer (it must start with '/')")
-    return tuple(part.replace("~1", "/").replace("~0", "~") for part in fragment[1:].split("/"))
-
-
-def _walk_pointer(data: t.Any, pointer: Location) -> t.Any:
-    for part in pointer:
-        if isinstance(data, dict) and isinstance(part, str) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and str(part).isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return _MISSING
-    return data
-
-
-# --- the path index ----------------------------------------------------------------
-
-V = t.TypeVar("V")
-
-_TEMPLATE_PARAM = re.compile(r"\{([^{}/]+)\}")
-
-
-class _Segment(t.Generic[V]):
-    __slots__ = ("literal", "patterns", "param", "values")
-
-    def __init__(self) -> None:
-        self.literal: dict[str, _Segment[V]] = {}
-        #: segments mixing text and parameters (``export.{format}``)
-        self.patterns: list[tuple[re.Pattern[str], _Segment[V]]] = []
-        self.param: _Segment[V] | None = None
-        #: method -> (value, parameter names in path order)
-        self.values: dict[str, tuple[V, tuple[str, ...]]] = {}
-
-
-class PathIndex(t.Generic[V]):
-    """Operations by method and path template, found without a scan.
-
-    A trie of path segments: literal segments are dict lookups, a whole
-    ``{param}`` segment is one wildcard edge, and a segment mixing text and
-    parameters (``export.{format}``) is a short list of regular expressions
-    at that node. Concrete segments win over templated ones, as OpenAPI
-    asks; a request visits only the nodes along its own path.
-
-    >>> index = PathIndex()
-    >>> index.add("get", "/orders/{order_id}", "getOrder")
-    >>> index.add("get", "/orders/export.{format}", "export")
-    >>> index.match("get", "/orders/42")
-    ('getOrder', {'order_id': '42'})
-    >>> index.match("get", "/orders/export.csv")
-    ('export', {'format': 'csv'})
-    >>> index.match("post", "/orders/42") is None
-    True
-    """
-
-    def __init__(self) -> None:
-        self._root: _Segment[V] = _Segment()
-        self.size = 0
-
-    def add(self, method: str, template: str, value: V) -> None:
-        """Index ``value`` under ``method`` and ``template``."""
-        node = self._root
-        names: list[str] = []
-        for segment in template.split("/")[1:]:
-            found = _TEMPLATE_PARAM.findall(segment)
-            names.extend(found)
-            if not found:
-                node = node.literal.setdefault(segment, _Segment())
-            elif _TEMPLATE_PARAM.fullmatch(segment):
-                if node.param is None:
-                    node.param = _Segment()
-                node = node.param
-            else:
-                regex = ""
-                position = 0
-                for match in _TEMPLATE_PARAM.finditer(segment):
-                    regex += re.escape(segment[position:match.start()]) + "(.+?)"
-                    position = match.end()
-                regex += re.escape(segment[position:])
-                for existing, child in node.patterns:
-                    if existing.pattern == regex:
-                        node = child
-                        break
-                else:
-                    child = _Segment()
-                    node.patterns.append((re.compile(regex), child))
-                    node = child
-        node.values[method.lower()] = (value, tuple(names))
-        self.size += 1
-
-    def match(self, method: str, path: str) -> tuple[V, dict[str, str]] | None:
-        """The value for ``method`` on ``path`` and the path parameters, or ``None``."""
-        segments = path.split("/")
-        if segments[0] != "" or len(segments) < 2:
-            return None
-        captured: list[str] = []
-        found = self._walk(self._root, segments, 1, method.lower(), captured)
-        if found is None:
-            return None
-        value, names = found
-        return value, dict(zip(names, captured))
-
-    def _walk(
-        self, node: _Segment[V], segments: list[str], depth: int, method: str, captured: list[str]
-    ) -> tuple[V, tuple[str, ...]] | None:
-        if depth == len(segments):
-            return node.values.get(method)
-        segment = segments[depth]
-        child = node.literal.get(segment)
-        if child is not None:
-            found = self._walk(child, segments, depth + 1, method, captured)
-            if found is not None:
-                return found
-        mark = len(captured)
-        for pattern, pattern_child in node.patterns:
-            match = pattern.fullmatch(segment)
-            if match is not None:
-                captured.extend(match.groups())
-                found = self._walk(pattern_child, segments, depth + 1, method, captured)
-                if found is not None:
-                    return found
-                del captured[mark:]
-        param = node.param
-        if param is not None and segment:
-            captured.append(segment)
-            found = self._walk(param, segments, depth + 1, method, captured)
-            if found is not None:
-                return found
-            del captured[mark:]
-        return None

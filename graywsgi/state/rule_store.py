@@ -17,7 +17,7 @@ rule set from start to end, whatever happens meanwhile.
 
 A new rule set is swapped in only when it is valid. When the file is broken,
 the last good rule set stays in force and the store logs one clear error (on
-the ``graywsgi.state.rule_store`` logger) for that version of the file -- not one per
+the ``graywsgi.store`` logger) for that version of the file -- not one per
 request. The first load happens when the store is built: a broken file then
 stops the start, with the file, line and reason.
 

@@ -162,10 +162,10 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_default_report_name_in_the_current_directory(
     workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import graywsgi.rollout.checklist
+    import graywsgi.rollout.checklist.running
 
     moment = datetime(2025, 1, 9, 14, 2, 15, 120000, tzinfo=UTC)
-    monkeypatch.setattr(graywsgi.rollout.checklist, "_utc_now", lambda: moment)
+    monkeypatch.setattr(graywsgi.rollout.checklist.running, "_utc_now", lambda: moment)
     for _ in range(3):
         assert main(["checklist", "run", "checklist.yaml", "--approver", "a", "--approver", "b"]) == 0
     # Runs in the same second do not overwrite each other.

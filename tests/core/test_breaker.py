@@ -11,15 +11,14 @@ import typing as t
 import pytest
 
 from graywsgi.core.breaker import (
-    TRANSITIONS,
     Admission,
     BreakerListener,
     BreakerPolicy,
     BreakerState,
     IllegalTransition,
     RouteBreaker,
-    _Event,
 )
+from graywsgi.core.breaker_transitions import TRANSITIONS, _Event
 from graywsgi.errors import ConfigurationError, GrayError
 from graywsgi.core.window import SlidingWindow, WindowTotals
 

@@ -820,18 +820,26 @@ def test_expression_is_immutable() -> None:
     assert expression.evaluate(REQUEST) is True
 
 
-MODULE_PATH = pathlib.Path(expression_module.__file__)
+PACKAGE_DIR = pathlib.Path(expression_module.__file__).parent
+MODULE_PATHS = sorted(PACKAGE_DIR.glob("*.py"))
 
 
-def test_module_source_never_calls_eval_exec_or_compile() -> None:
-    text = MODULE_PATH.read_text(encoding="utf-8")
+def test_the_source_checks_see_every_module_of_the_package() -> None:
+    assert PACKAGE_DIR.name == "expression"
+    assert {path.name for path in MODULE_PATHS} >= {"__init__.py", "tokens.py", "parser.py", "evaluate.py"}
+
+
+@pytest.mark.parametrize("path", MODULE_PATHS, ids=lambda path: path.name)
+def test_module_source_never_calls_eval_exec_or_compile(path: pathlib.Path) -> None:
+    text = path.read_text(encoding="utf-8")
     without_regex_compile = text.replace("re.compile(", "")
     for needle in ("eval(", "exec(", "compile("):
         assert needle not in without_regex_compile, needle
 
 
-def test_module_names_no_code_execution_builtins() -> None:
-    tree = ast.parse(MODULE_PATH.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", MODULE_PATHS, ids=lambda path: path.name)
+def test_module_names_no_code_execution_builtins(path: pathlib.Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     forbidden = {"eval", "exec", "compile", "__import__", "getattr", "setattr", "globals", "locals", "vars"}
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     assert not names & forbidden
@@ -845,6 +853,16 @@ def test_module_names_no_code_execution_builtins() -> None:
     compile_calls = [
         ast.unparse(node.func.value)
         for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
+    ]
+    assert set(compile_calls) <= {"re"}
+
+
+def test_the_package_compiles_only_regular_expressions() -> None:
+    compile_calls = [
+        ast.unparse(node.func.value)
+        for path in MODULE_PATHS
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile"
     ]
     assert compile_calls and set(compile_calls) == {"re"}

@@ -417,7 +417,7 @@ def test_remembered_candidates_stay_bounded_and_decide_alike(monkeypatch: pytest
      ("/a/b/c", ["a", "b", "c"])],
 )
 def test_path_segments_ignore_empty_ones(path: str, segments: list[str]) -> None:
-    from graywsgi.rules.routing import _segments
+    from graywsgi.rules.routing_index import _segments
 
     assert _segments(path) == segments
 
