@@ -5,12 +5,5 @@ command and hands it to the module for it (``demo``, ``rollout``/``simulate``,
 
 from __future__ import annotations
 
-from graywsgi.cli.main import (
-    main,
-    build_parser,
-)
-
-__all__ = [
-    "main",
-    "build_parser",
-]
+from graywsgi.cli.main import *  # noqa: F403
+from graywsgi.cli.main import __all__ as __all__

@@ -11,22 +11,5 @@ they were when ``graywsgi.evolution`` was one module.
 
 from __future__ import annotations
 
-from graywsgi.evolution.stages import (
-    API_KEY,
-    STAGE_KEY,
-    VERSION_KEY,
-    Api,
-    Exemption,
-    ProtocolEvolution,
-    Stage,
-)
-
-__all__ = [
-    "API_KEY",
-    "STAGE_KEY",
-    "VERSION_KEY",
-    "Api",
-    "Exemption",
-    "ProtocolEvolution",
-    "Stage",
-]
+from graywsgi.evolution.stages import *  # noqa: F403
+from graywsgi.evolution.stages import __all__ as __all__

@@ -11,29 +11,5 @@ were when ``graywsgi.metrics`` was one module.
 
 from __future__ import annotations
 
-from graywsgi.layers.events import EVENTS_KEY, note, note_internal_error
-from graywsgi.metrics.layer import Metrics, MetricsListener
-from graywsgi.metrics.statsd import StatsdSink
-from graywsgi.metrics.tags import (
-    TAG_STYLES,
-    DogStatsdStyle,
-    InfluxStyle,
-    PlainStyle,
-    TagStyle,
-    sanitize_name,
-)
-
-__all__ = [
-    "Metrics",
-    "MetricsListener",
-    "StatsdSink",
-    "TagStyle",
-    "PlainStyle",
-    "DogStatsdStyle",
-    "InfluxStyle",
-    "TAG_STYLES",
-    "EVENTS_KEY",
-    "note",
-    "note_internal_error",
-    "sanitize_name",
-]
+from graywsgi.metrics.layer import *  # noqa: F403
+from graywsgi.metrics.layer import __all__ as __all__

@@ -9,14 +9,5 @@ they were when ``graywsgi.prevalidation`` was one module.
 
 from __future__ import annotations
 
-from graywsgi.prevalidation.layer import (
-    PreValidation,
-    MAX_LISTED_ERRORS,
-    DEFAULT_MAX_BODY,
-)
-
-__all__ = [
-    "PreValidation",
-    "MAX_LISTED_ERRORS",
-    "DEFAULT_MAX_BODY",
-]
+from graywsgi.prevalidation.layer import *  # noqa: F403
+from graywsgi.prevalidation.layer import __all__ as __all__

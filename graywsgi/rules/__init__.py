@@ -9,28 +9,5 @@ when ``graywsgi.rules`` was one module.
 
 from __future__ import annotations
 
-from graywsgi.rules.model import (
-    Backend,
-    Cluster,
-    KeySpec,
-    PathMatch,
-    Rule,
-    RuleSet,
-    ValueCondition,
-    VersionRoute,
-    DEFAULT_COLORS,
-    DIMENSIONS,
-)
-
-__all__ = [
-    "Backend",
-    "Cluster",
-    "KeySpec",
-    "PathMatch",
-    "Rule",
-    "RuleSet",
-    "ValueCondition",
-    "VersionRoute",
-    "DEFAULT_COLORS",
-    "DIMENSIONS",
-]
+from graywsgi.rules.model import *  # noqa: F403
+from graywsgi.rules.model import __all__ as __all__

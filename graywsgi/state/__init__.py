@@ -9,20 +9,8 @@ they were when ``graywsgi.state`` was one module.
 
 from __future__ import annotations
 
-from graywsgi.state.locations import open_state_store
-from graywsgi.state.rollout_state import (
-    RouteState,
-    RolloutState,
-    StateStore,
-    MemoryStateStore,
-    FileStateStore,
-)
+from graywsgi.state import locations, rollout_state
+from graywsgi.state.locations import *  # noqa: F403
+from graywsgi.state.rollout_state import *  # noqa: F403
 
-__all__ = [
-    "open_state_store",
-    "RouteState",
-    "RolloutState",
-    "StateStore",
-    "MemoryStateStore",
-    "FileStateStore",
-]
+__all__ = [*locations.__all__, *rollout_state.__all__]

@@ -20,27 +20,10 @@ from graywsgi.state.rollout import Rollout
 from graywsgi.state.rollout_state import FileStateStore
 
 from tests.conftest import BufferedClient
+from tests.rules.test_plan import RULES_YAML
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-RULES_YAML = """
-id: plan-test
-clusters: {stable: {}, canary: {}}
-rules:
-  - name: checkout
-    split: [{cluster: canary, weight: 0}]
-plan:
-  rule: checkout
-  cluster: canary
-  steps:
-    - {name: dark-launch, weight: 0}
-    - {name: first-slice, weight: 1, pause: 10m}
-    - {name: five, weight: 5, pause: 30m, gate: {min_requests: 10, max_error_rate_diff: 0.01}}
-    - {name: half, weight: 50, gate: {min_requests: 10, max_latency_ratio: 1.5}}
-    - {name: full, weight: 100}
-"""
-
 
 class Clocks:
     def __init__(self) -> None:
