@@ -21,7 +21,7 @@ Settings
 --------
 
 A ``GRAYWSGI`` dict in the Django settings, with the setting names listed
-in :mod:`graywsgi.contrib`::
+in :mod:`graywsgi.contrib.settings_layers`::
 
     GRAYWSGI = {
         "RULES": BASE_DIR / "rules.yaml",

@@ -29,10 +29,10 @@ Settings
 --------
 
 Every ``app.config`` key starting ``GRAYWSGI_`` is a graywsgi setting: the
-rest of the key is one of the names listed in :mod:`graywsgi.contrib`
+rest of the key is one of the names listed in :mod:`graywsgi.contrib.settings_layers`
 (``GRAYWSGI_RULES``, ``GRAYWSGI_PERCENT``, ``GRAYWSGI_TRUSTED_NETWORKS``,
 ...). They are read once, by :meth:`GrayWSGI.init_app`; an unknown or
-invalid one raises :class:`~graywsgi.contrib.SettingsError` naming the key.
+invalid one raises :class:`~graywsgi.contrib.settings.SettingsError` naming the key.
 Changing ``app.config`` afterwards changes nothing -- rules change through
 the rule file.
 
