@@ -171,7 +171,7 @@ NOT_RULE_FILES = [
                  "the /status document (output); its 'clusters' and 'rules' keys are a status report, "
                  "not a rule file"),
     NotARuleFile("checklist.md", "yaml", frozenset({"checks"}),
-                 "a rollback checklist: loaded by tests/rollout/test_checklist.py::test_docs_page_examples_load"),
+                 "a rollback checklist: loaded by tests/rollout/checklist/test_file.py::test_docs_page_examples_load"),
     NotARuleFile("checklist.md", "json", frozenset({"breakers", "baseline"}),
                  "the guard status a metrics_within_baseline check reads (input of a check, not a rule file)"),
     NotARuleFile("checklist.md", "json", frozenset({"checklist", "ok", "problems"}),

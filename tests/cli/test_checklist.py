@@ -17,7 +17,7 @@ from graywsgi.cli.checklist import (
 )
 from graywsgi.state.rollout_state import FileStateStore
 
-HERE = "tests.rollout.test_checklist"
+HERE = "tests.rollout.checklist.test_running"
 
 PASSING = """\
 requires_signoff: true
@@ -25,7 +25,7 @@ checks:
   - {name: store-reachable, kind: store_reachable, timeout: 5, state: state.json}
   - {name: gray-switch-closed, kind: gray_switch_closed, timeout: 5, state: state.json, depends_on: [store-reachable]}
   - {name: cache-cleared, kind: shell, timeout: 5, command: "sh -c 'echo 0 keys'", output_match: '^0 keys$'}
-  - {name: offsets, kind: python, timeout: 5, callable: 'tests.rollout.test_checklist:returns_true'}
+  - {name: offsets, kind: python, timeout: 5, callable: 'tests.rollout.checklist.test_command_kinds:returns_true'}
 """
 
 

@@ -1,6 +1,7 @@
+"""Tests for graywsgi.core.breaker: RouteBreaker."""
+
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import sys
@@ -10,46 +11,13 @@ import typing as t
 
 import pytest
 
-from graywsgi.core.breaker import (
-    Admission,
-    BreakerListener,
-    BreakerPolicy,
-    BreakerState,
-    IllegalTransition,
-    RouteBreaker,
-)
-from graywsgi.core.breaker_transitions import TRANSITIONS, _Event
-from graywsgi.errors import ConfigurationError, GrayError
+from graywsgi.core.breaker import Admission, RouteBreaker
+from graywsgi.core.breaker_listener import BreakerListener
+from graywsgi.core.breaker_policy import BreakerPolicy
+from graywsgi.core.breaker_state import BreakerState
 from graywsgi.core.window import SlidingWindow, WindowTotals
-
-CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder(BreakerListener):
-    def __init__(self) -> None:
-        self.changes: list[tuple[str, BreakerState, BreakerState, str]] = []
-        self.trips: list[tuple[str, WindowTotals, str]] = []
-        self._lock = threading.Lock()
-
-    def on_state_change(self, route: str, old: BreakerState, new: BreakerState, reason: str) -> None:
-        with self._lock:
-            self.changes.append((route, old, new, reason))
-
-    def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:
-        with self._lock:
-            self.trips.append((route, totals, reason))
-
-    @property
-    def states(self) -> list[tuple[BreakerState, BreakerState]]:
-        return [(old, new) for _, old, new, _ in self.changes]
+from graywsgi.errors import ConfigurationError
+from tests.core.conftest import CLOSED, HALF_OPEN, OPEN, Clock, Recorder, make
 
 
 class Raising(BreakerListener):
@@ -58,21 +26,6 @@ class Raising(BreakerListener):
 
     def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:
         raise RuntimeError("listener bug")
-
-
-def make(
-    policy: BreakerPolicy | None = None, **kwargs: t.Any
-) -> tuple[RouteBreaker, Clock, Recorder]:
-    clock = Clock()
-    recorder = Recorder()
-    breaker = RouteBreaker(
-        "canary",
-        policy or BreakerPolicy(),
-        clock=clock,
-        listeners=[recorder, *kwargs.pop("listeners", ())],
-        **kwargs,
-    )
-    return breaker, clock, recorder
 
 
 def send(breaker: RouteBreaker, n: int, *, error: bool = False, slow: bool = False) -> list[Admission]:
@@ -156,50 +109,6 @@ def hammer(count: int, target: t.Callable[[], list[Admission]]) -> list[Admissio
 def fill(window: SlidingWindow, requests: int, errors: int) -> None:
     for n in range(requests):
         window.record(error=n < errors, slow=False)
-
-
-# -- the transition table -------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "state, event",
-    [pytest.param(s, e, id=f"{s.value} + {e.value}") for s, e in itertools.product(BreakerState, _Event)],
-)
-def test_transition_table(state: BreakerState, event: _Event) -> None:
-    breaker, clock, _ = make()
-    breaker._state = state
-    breaker._opened_at = 5.0
-    expected = TRANSITIONS.get((state, event))
-    if expected is None:
-        with pytest.raises(IllegalTransition):
-            breaker._apply(event, "test", clock())
-        assert breaker.state is state  # an illegal transition changes nothing
-        assert breaker._opened_at == 5.0
-    else:
-        notice = breaker._apply(event, "test", clock())
-        assert (notice.old, notice.new, notice.event) == (state, expected, event)
-        assert breaker.state is expected
-        if expected is OPEN:
-            assert breaker._opened_at == (5.0 if state is OPEN else clock())
-
-
-def test_table_shape() -> None:
-    automatic = {
-        (CLOSED, _Event.TRIP): OPEN,
-        (OPEN, _Event.COOLDOWN_ELAPSED): HALF_OPEN,
-        (HALF_OPEN, _Event.PROBES_SUCCEEDED): CLOSED,
-        (HALF_OPEN, _Event.PROBE_FAILED): OPEN,
-    }
-    for key, new in automatic.items():
-        assert TRANSITIONS[key] is new
-    for state in BreakerState:
-        assert TRANSITIONS[state, _Event.MANUAL_TRIP] is OPEN
-        assert TRANSITIONS[state, _Event.MANUAL_RESET] is CLOSED
-        assert TRANSITIONS[state, _Event.ADOPT_OPEN] is OPEN
-        assert TRANSITIONS[state, _Event.ADOPT_HALF_OPEN] is HALF_OPEN
-        assert TRANSITIONS[state, _Event.ADOPT_CLOSED] is CLOSED
-    assert len(TRANSITIONS) == len(automatic) + 5 * len(BreakerState)
-    assert issubclass(IllegalTransition, GrayError)
 
 
 # -- the trip rule ---------------------------------------------------------
@@ -659,44 +568,6 @@ def test_snapshot() -> None:
 
 
 # -- configuration --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "field, value",
-    [
-        pytest.param("min_requests", 0, id="min_requests zero"),
-        pytest.param("min_requests", 2.0, id="min_requests float"),
-        pytest.param("min_requests", True, id="min_requests bool"),
-        pytest.param("error_rate", 35, id="error_rate as a percentage"),
-        pytest.param("error_rate", 1.0, id="error_rate 1.0 could never be exceeded"),
-        pytest.param("error_rate", -0.1, id="error_rate negative"),
-        pytest.param("error_rate", float("nan"), id="error_rate nan"),
-        pytest.param("error_rate", "0.35", id="error_rate string"),
-        pytest.param("slow_call_seconds", 0, id="slow_call_seconds zero"),
-        pytest.param("slow_call_seconds", float("inf"), id="slow_call_seconds infinite"),
-        pytest.param("slow_rate", 1.5, id="slow_rate above 1"),
-        pytest.param("relative_margin", -0.1, id="relative_margin negative"),
-        pytest.param("relative_margin", 1, id="relative_margin 1"),
-        pytest.param("cooldown", 0, id="cooldown zero"),
-        pytest.param("cooldown", -30, id="cooldown negative"),
-        pytest.param("cooldown", float("nan"), id="cooldown nan"),
-        pytest.param("probes", 0, id="probes zero"),
-        pytest.param("probes", 1.5, id="probes float"),
-        pytest.param("window_buckets", 0, id="window_buckets zero"),
-    ],
-)
-def test_bad_policy(field: str, value: object) -> None:
-    with pytest.raises(ConfigurationError, match=rf"BreakerPolicy\.{field} .*got {value!r}"):
-        BreakerPolicy(**{field: value})  # type: ignore[arg-type]
-
-
-def test_policy_defaults_and_is_slow() -> None:
-    policy = BreakerPolicy()
-    assert (policy.min_requests, policy.error_rate, policy.cooldown, policy.probes) == (20, 0.35, 30.0, 5)
-    assert policy.window_buckets == 60 and policy.slow_rate is None and policy.relative_margin is None
-    assert BreakerPolicy(error_rate=0, slow_rate=0, relative_margin=0, cooldown=1).error_rate == 0
-    assert not policy.is_slow(1.0)
-    assert policy.is_slow(1.001)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,4 @@
-"""Mirror: background shadow calls, bounded queue, body copies, comparison,
-fork and shutdown safety; and ProtocolEvolution + Mirror under gunicorn."""
+"""Tests of graywsgi.evolution.mirror: shadow calls, queue, bodies, fork and shutdown; with ProtocolEvolution under gunicorn."""
 
 from __future__ import annotations
 
@@ -19,8 +18,9 @@ from werkzeug.wrappers import Request, Response
 
 import graywsgi.evolution.mirror as mirror_module
 from graywsgi.errors import ConfigurationError
-from graywsgi.evolution.stages import Api, Exemption, ProtocolEvolution
-from graywsgi.evolution.mirror import Captured, Mirror, compare_responses
+from graywsgi.evolution.api import Api, Exemption
+from graywsgi.evolution.mirror import Mirror
+from graywsgi.evolution.stages import ProtocolEvolution
 from tests.conftest import BufferedClient
 from tests.gunicorn_helpers import Gunicorn, free_port
 
@@ -181,32 +181,6 @@ def test_large_and_chunked_bodies_are_not_mirrored(mirrors: list[Mirror]) -> Non
 
 
 # -- comparison -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "a, b, ignore, kinds",
-    [
-        pytest.param(b'{"id": 1, "at": 5}', b'{"at": 6, "id": 1}', ["at"], [], id="ignored field"),
-        pytest.param(b'{"id": 1, "m": {"at": 5, "x": 1}}', b'{"id": 1, "m": {"at": 6, "x": 1}}', ["m.at"], [],
-                     id="ignored dotted path"),
-        pytest.param(b'{"m": {"at": 5}, "at": 1}', b'{"m": {"at": 5}, "at": 2}', ["m.at"], ["body"],
-                     id="dotted path only there"),
-        pytest.param(b'[{"id": 1, "at": 5}]', b'[{"id": 1, "at": 9}]', ["at"], [], id="inside lists"),
-        pytest.param(b'{"id": 1}', b'{"id": 2}', ["at"], ["body"], id="value differs"),
-        pytest.param(b"plain", b"plain", [], [], id="same bytes"),
-        pytest.param(b"plain", b"other", [], ["body"], id="different bytes"),
-    ],
-)
-def test_compare_bodies(a: bytes, b: bytes, ignore: list[str], kinds: list[str]) -> None:
-    found = compare_responses(Captured(200, (), a), Captured(200, (), b), ignore_fields=ignore)
-    assert [kind for kind, _ in found] == kinds
-
-
-def test_compare_status_and_selected_headers() -> None:
-    a = Captured(200, (("Content-Type", "application/json"), ("X-A", "1")), None)
-    b = Captured(201, (("content-type", "text/html"), ("X-A", "2")), b"{}")
-    found = compare_responses(a, b, headers=["Content-Type"])
-    assert [kind for kind, _ in found] == ["status", "header"]  # X-A not selected; body not captured
 
 
 def test_differences_counted_logged_and_sampled(mirrors: list[Mirror], caplog: pytest.LogCaptureFixture) -> None:

@@ -1,4 +1,4 @@
-"""ProtocolEvolution: mapping, the three stages, dated moves, redirects, 410."""
+"""Tests of graywsgi.evolution.stages: ProtocolEvolution -- the three stages, redirects, 410, status."""
 
 from __future__ import annotations
 
@@ -12,58 +12,17 @@ import typing as t
 
 import pytest
 from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Response
 
-from graywsgi.errors import ConfigurationError
-from graywsgi.evolution.stages import (
-    API_KEY,
-    STAGE_KEY,
-    VERSION_KEY,
-    Api,
-    Exemption,
-    ProtocolEvolution,
-    Stage,
-)
+from graywsgi.evolution.api import Api, Exemption
+from graywsgi.evolution.stages import ProtocolEvolution
 from graywsgi.metrics.layer import EVENTS_KEY
 from tests.conftest import BufferedClient
+from tests.evolution.conftest import DAY, T0, Clock, client, echo, orders
 from tests.gunicorn_helpers import free_port
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
-DAY = 86400.0
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def echo(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-    request = Request(environ)
-    document = {
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string.decode(),
-        "body": request.get_data(as_text=True),
-        "stage": environ.get(STAGE_KEY),
-        "api": environ.get(API_KEY),
-        "version": environ.get(VERSION_KEY),
-    }
-    return Response(json.dumps(document), mimetype="application/json")(environ, start_response)
-
-
-def orders(**options: t.Any) -> Api:
-    options.setdefault("deprecated_at", T0)
-    return Api("orders", old="/v1/orders", new="/v2/orders", **options)
-
-
-def client(*apis: Api, clock: Clock | None = None) -> BufferedClient:
-    return BufferedClient(ProtocolEvolution(echo, apis=apis, clock=clock or Clock()))
 
 
 # -- compat -----------------------------------------------------------------
@@ -109,38 +68,6 @@ def test_app_headers_win_over_added_ones() -> None:
 
 
 # -- dated stages ---------------------------------------------------------------
-
-
-def test_dated_stages_move_on_their_own() -> None:
-    clock = Clock()
-    api = orders(transition_at=T0 + 10, switch_at=T0 + 20)
-    evolution = ProtocolEvolution(echo, apis=[api], clock=clock)
-    c = BufferedClient(evolution)
-    seen = []
-    for now in (T0, T0 + 9.999, T0 + 10, T0 + 19, T0 + 20, T0 + 1000):
-        clock.now = now
-        seen.append((c.get("/v1/orders").status_code, evolution.status()[0]["stage"]))
-    assert seen == [
-        (200, "compat"), (200, "compat"), (308, "transition"),
-        (308, "transition"), (410, "switch"), (410, "switch"),
-    ]
-
-
-@pytest.mark.parametrize(
-    "configured, transition_at, switch_at, now, expected",
-    [
-        pytest.param("compat", None, None, T0, "compat", id="nothing dated"),
-        pytest.param("transition", None, None, T0, "transition", id="configured transition"),
-        pytest.param("switch", T0 + 10, None, T0, "switch", id="configured stage is a floor"),
-        pytest.param("transition", T0 - 10, T0 + 10, T0, "transition", id="past date does not go back"),
-        pytest.param("compat", None, T0, T0, "switch", id="compat straight to switch"),
-        pytest.param("compat", T0 + 1, T0 + 2, T0 + 1.5, "transition", id="between dates"),
-    ],
-)
-def test_stage_table(configured: str, transition_at: float | None, switch_at: float | None, now: float,
-                     expected: str) -> None:
-    api = orders(stage=configured, transition_at=transition_at, switch_at=switch_at)
-    assert api.stage_at(now) is Stage(expected)
 
 
 def test_status_for_the_admin_page() -> None:
@@ -234,14 +161,6 @@ def test_exemptions_in_transition(sdk: str | None, status: int) -> None:
         assert response.headers["Deprecation"] and response.json["stage"] == "transition"
 
 
-def test_templates_map_variables() -> None:
-    api = Api("users", old="/v1/users/{id}/profile", new="/v2/accounts/{id}", stage="transition")
-    c = client(api)
-    assert c.get("/v1/users/42/profile").headers["Location"] == "/v2/accounts/42"
-    assert c.get("/v1/users/42/profile/x").status_code == 200  # templates match whole paths
-    assert c.get("/v2/accounts/42").headers["X-Protocol-Version"] == "2"
-
-
 # -- switch -------------------------------------------------------------------------
 
 
@@ -256,7 +175,7 @@ def test_switch_answers_410_problem_naming_the_successor() -> None:
     assert "/v2/orders/7" in document["detail"] and document["api"] == "orders"
 
 
-# -- metrics, fail-open, configuration -------------------------------------------------------
+# -- metrics, fail-open -------------------------------------------------------
 
 
 def test_stage_is_counted_in_metrics() -> None:
@@ -287,38 +206,6 @@ def test_app_errors_are_not_swallowed() -> None:
 
     with pytest.raises(KeyError):
         BufferedClient(ProtocolEvolution(app, apis=[orders()])).get("/v1/orders")
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        pytest.param({"old": "v1"}, id="relative path"),
-        pytest.param({"old": "/v1/{id}", "new": "/v2"}, id="variables differ"),
-        pytest.param({"old": "/v1/{id}/{id}", "new": "/v2/{id}"}, id="variable twice"),
-        pytest.param({"stage": "retired"}, id="unknown stage"),
-        pytest.param({"redirect_status": 302}, id="302"),
-        pytest.param({"transition_at": T0 + 5, "switch_at": T0}, id="switch before transition"),
-        pytest.param({"switch_at": "2026-01-01T00:00:00"}, id="naive date"),
-        pytest.param({"switch_at": "soon"}, id="not a date"),
-        pytest.param({"mirror_stages": ["switch"]}, id="mirror in switch"),
-        pytest.param({"old_version": "1 0"}, id="bad version token"),
-    ],
-)
-def test_configuration_errors(options: dict[str, t.Any]) -> None:
-    values = {"old": "/v1/orders", "new": "/v2/orders", **options}
-    with pytest.raises(ConfigurationError):
-        Api("orders", **values)
-
-
-def test_evolution_configuration_errors() -> None:
-    with pytest.raises(ConfigurationError):
-        ProtocolEvolution(echo, apis=[])
-    with pytest.raises(ConfigurationError):
-        ProtocolEvolution(echo, apis=[orders(), orders()])
-    with pytest.raises(ConfigurationError):
-        Exemption("X SDK", "<2")
-    with pytest.raises(ConfigurationError):
-        Exemption("X-SDK", ">=banana")
 
 
 def test_stage_is_in_the_gray_context_and_the_admin_status(tmp_path: t.Any) -> None:

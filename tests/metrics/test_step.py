@@ -2,7 +2,7 @@
 made once per route and carries the same bytes as the lines built one by one;
 the connected UDP socket's failures are counted, never raised.
 
-The wire formats themselves are tested in tests/metrics/test_layer.py.
+The wire formats themselves are tested in tests/metrics/test_tags.py and tests/metrics/test_lines.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from graywsgi import CanarySplit, Extraction, Metrics, Router
 from graywsgi.rules.files import parse_rules
 from graywsgi.metrics.layer import StatsdSink, TagStyle
 from tests.conftest import RecordingApp
-from tests.metrics.test_layer import UdpServer, failing_app, failing_body, free_port
+from tests.gunicorn_helpers import free_port
+from tests.metrics.helpers import UdpServer, failing_app, failing_body
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -1,43 +1,27 @@
-"""PreValidation at start-up: every failure mode of the document and its x-gray-rules."""
+"""PreValidation at start-up, end to end: every failure of the document and its x-gray-rules names where it is."""
 
 from __future__ import annotations
 
 import copy
-import json
 import shutil
-import socket
 import typing as t
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
 from graywsgi import ConfigurationError
-from graywsgi.prevalidation.gray_rules import FORMAT_CHECKER, compile_gray_rules, gray_rules_schema
-from graywsgi.prevalidation.openapi import OpenAPIError, PathIndex, load_openapi
+from graywsgi.prevalidation.gray_rule_checks import FORMAT_CHECKER
 from graywsgi.prevalidation.layer import PreValidation
+from graywsgi.prevalidation.openapi_model import OpenAPIError
+from tests.prevalidation.helpers import DATA, app
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "openapi"
+pytestmark = pytest.mark.usefixtures("no_network")
+
+
 ORDERS = yaml.safe_load((DATA / "orders-3.1.yaml").read_text("utf-8"))
 
 Mutation = t.Callable[[dict[str, t.Any]], object]
-
-
-def app(environ: t.Any, start_response: t.Any) -> t.Iterable[bytes]:  # pragma: no cover - never called
-    raise AssertionError
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start-up never opens a socket, whatever the document says."""
-
-    def refuse(*args: t.Any, **kwargs: t.Any) -> t.NoReturn:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def write_mutated(tmp_path: Path, mutate: Mutation) -> Path:
@@ -299,37 +283,6 @@ def test_an_error_in_a_sibling_file_names_that_file(tmp_path: Path) -> None:
     )
 
 
-FILE_PROBLEMS = [
-    pytest.param(b"openapi: 3.1.0\npaths: {}\npaths: {}\n", "orders.yaml:3: (document): #: duplicate key 'paths'", id="duplicate key"),
-    pytest.param(b"openapi: 3.1.0\ninfo: [\n", "orders.yaml:3: (document): #: invalid YAML", id="YAML syntax"),
-    pytest.param(b"openapi: \xff\n", "orders.yaml: (document): #: not UTF-8", id="not UTF-8"),
-    pytest.param(b"- openapi\n", "the top level must be a mapping", id="top level list"),
-    pytest.param(b"openapi: 3.1.0\ninfo: !!binary aGVsbG8=\n", "not representable as JSON", id="YAML binary"),
-]
-
-
-@pytest.mark.parametrize("content, message", FILE_PROBLEMS)
-def test_unreadable_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, message: str) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path("orders.yaml").write_bytes(content)
-    with pytest.raises(OpenAPIError) as caught:
-        PreValidation(app, openapi="orders.yaml")
-    assert message in str(caught.value)
-    assert str(caught.value).startswith("orders.yaml")
-
-
-def test_a_missing_document(tmp_path: Path) -> None:
-    with pytest.raises(OpenAPIError, match="nope.yaml: \\(document\\): #: cannot read the file: No such file"):
-        PreValidation(app, openapi=tmp_path / "nope.yaml")
-
-
-def test_invalid_json_document(tmp_path: Path) -> None:
-    path = tmp_path / "api.json"
-    path.write_text('{"openapi": "3.1.0",\n "info": }', "utf-8")
-    with pytest.raises(OpenAPIError, match=r"api.json:2: \(document\): #: invalid JSON: Expecting value"):
-        PreValidation(app, openapi=path)
-
-
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     def several(d: dict[str, t.Any]) -> None:
         get_rules(d)[0].update(field="query.a")
@@ -341,90 +294,3 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert [(p.operation, p.location[-2]) for p in caught.value.problems] == [
         ("GET /orders", 0), ("GET /orders", 2), ("POST /orders", 0)
     ]
-
-
-def test_references_resolve_locally_and_to_sibling_files() -> None:
-    document = load_openapi(DATA / "orders-3.1.yaml")
-    by_label = {operation.label: operation for operation in document.operations}
-    limit = by_label["GET /orders"].parameters[("query", "limit")]
-    assert limit.schema is not None and limit.schema.value == {"type": "integer"}
-    assert limit.node.location == ("components", "parameters", "Limit")
-    item = by_label["PUT /orders/{order_id}/items/{item_id}"].body["application/json"]
-    assert item is not None and item.file.endswith("common.yaml") and item.location == ("components", "schemas", "Item")
-    assert set(document.files) == {str((DATA / name).resolve()) for name in ("orders-3.1.yaml", "common.yaml")}
-
-
-def test_both_documents_compile() -> None:
-    for name, operations, rules in (("orders-3.1.yaml", 9, 17), ("payments-3.0.json", 2, 8)):
-        document = load_openapi(DATA / name)
-        compiled = compile_gray_rules(document)
-        assert len(compiled) == operations
-        assert sum(len(c.rules) for c in compiled) == rules
-
-
-def test_every_rule_in_the_test_documents_matches_the_published_schema() -> None:
-    validator = jsonschema.Draft202012Validator(gray_rules_schema())
-    for name in ("orders-3.1.yaml", "payments-3.0.json"):
-        for operation in load_openapi(DATA / name).operations:
-            if operation.gray_rules is not None:
-                validator.validate(operation.gray_rules.value)
-
-
-def test_the_published_schema_is_a_valid_json_schema() -> None:
-    schema = gray_rules_schema()
-    jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    shipped = json.loads((Path(__file__).resolve().parents[2] / "graywsgi" / "schema" / "x-gray-rules.schema.json").read_text())
-    assert shipped == schema
-
-
-# --- the path index -------------------------------------------------------------------
-
-INDEX = PathIndex[str]()
-for _method, _template in [
-    ("get", "/orders"),
-    ("get", "/orders/"),
-    ("get", "/orders/{id}"),
-    ("get", "/orders/export.{format}"),
-    ("get", "/orders/mine"),
-    ("get", "/orders/{id}/items/{item}"),
-    ("get", "/orders/{order}/lines"),
-    ("get", "/files/{name}.{ext}"),
-    ("post", "/orders/{id}"),
-    ("get", "/"),
-]:
-    INDEX.add(_method, _template, f"{_method} {_template}")
-
-MATCHES = [
-    pytest.param("get", "/orders", ("get /orders", {}), id="literal"),
-    pytest.param("get", "/orders/", ("get /orders/", {}), id="trailing slash is its own path"),
-    pytest.param("get", "/orders/42", ("get /orders/{id}", {"id": "42"}), id="parameter"),
-    pytest.param("post", "/orders/42", ("post /orders/{id}", {"id": "42"}), id="method"),
-    pytest.param("get", "/orders/mine", ("get /orders/mine", {}), id="literal beats parameter"),
-    pytest.param("get", "/orders/export.csv", ("get /orders/export.{format}", {"format": "csv"}), id="partial segment beats parameter"),
-    pytest.param("get", "/orders/export", ("get /orders/{id}", {"id": "export"}), id="partial segment needs its text"),
-    pytest.param("get", "/orders/7/items/9", ("get /orders/{id}/items/{item}", {"id": "7", "item": "9"}), id="two parameters"),
-    pytest.param("get", "/orders/7/lines", ("get /orders/{order}/lines", {"order": "7"}), id="each template keeps its names"),
-    pytest.param("get", "/files/a.b.tar", ("get /files/{name}.{ext}", {"name": "a", "ext": "b.tar"}), id="two parameters in a segment"),
-    pytest.param("get", "/", ("get /", {}), id="root"),
-    pytest.param("get", "/orders//items/9", None, id="an empty segment is no parameter"),
-    pytest.param("delete", "/orders/42", None, id="no such method"),
-    pytest.param("get", "/orders/7/items", None, id="no such path"),
-    pytest.param("get", "orders", None, id="not absolute"),
-]
-
-
-@pytest.mark.parametrize("method, path, expected", MATCHES)
-def test_path_index(method: str, path: str, expected: tuple[str, dict[str, str]] | None) -> None:
-    assert INDEX.match(method, path) == expected
-
-
-def test_path_index_with_many_paths_visits_only_its_own() -> None:
-    index = PathIndex[int]()
-    for i in range(10_000):
-        index.add("get", f"/r{i}/{{id}}/x{i % 7}", i)
-    assert index.match("get", "/r9876/abc/x6") == (9876, {"id": "abc"})
-    assert index.match("get", "/r9876/abc/x5") is None
-    # the root has one literal edge per first segment and no scan list
-    root = index._root
-    assert len(root.literal) == 10_000 and not root.patterns and root.param is None

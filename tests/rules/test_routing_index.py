@@ -186,3 +186,14 @@ def test_routing_memory_stays_bounded_under_100000_distinct_requests() -> None:
         tracemalloc.stop()
     assert 0 < len(rules._recent) <= routing.RECENT_PATHS
     assert held <= 16 * 1024 * 1024, f"routing holds {held / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize(
+    "path, segments",
+    [("/", []), ("", []), ("/orders", ["orders"]), ("/orders/", ["orders"]), ("//orders//7", ["orders", "7"]),
+     ("/a/b/c", ["a", "b", "c"])],
+)
+def test_path_segments_ignore_empty_ones(path: str, segments: list[str]) -> None:
+    from graywsgi.rules.routing_index import _segments
+
+    assert _segments(path) == segments

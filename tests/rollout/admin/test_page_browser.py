@@ -1,4 +1,4 @@
-"""The admin page in a real headless Chromium, served over real HTTP on 127.0.0.1.
+"""Tests of graywsgi.rollout.admin.page in a real headless Chromium, served over real HTTP on 127.0.0.1.
 
 Skipped with the reason where Chromium or Playwright is missing, outside CI
 only; under CI (``CI`` set) a missing browser fails. Screenshots go to
@@ -17,15 +17,16 @@ import pytest
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.wrappers import Response
 
-from graywsgi import Router
-from graywsgi.rollout.admin import AdminApp
 from graywsgi.core.breaker import BreakerPolicy
-from graywsgi.rules.files import parse_rules
 from graywsgi.layers.guard import Guard
+from graywsgi.layers.router import Router
+from graywsgi.rollout.admin.app import AdminApp
+from graywsgi.rules.files import parse_rules
 from graywsgi.state.rollout_state import FileStateStore
 
 from tests import browser
 from tests.conftest import BufferedClient
+from tests.rollout.admin.helpers import Clock
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -51,14 +52,6 @@ plan:
     - {name: ramp-25, weight: 25}
     - {name: full, weight: 100}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def serve(name: str) -> t.Callable[[WSGIEnvironment, StartResponse], t.Iterable[bytes]]:

@@ -1,0 +1,1 @@
+"""Tests of graywsgi.rollout.admin: one file per module, named for it."""

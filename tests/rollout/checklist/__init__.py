@@ -1,0 +1,1 @@
+"""Tests of graywsgi.rollout.checklist: one file per module, named for it."""

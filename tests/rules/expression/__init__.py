@@ -1,0 +1,1 @@
+"""Tests of graywsgi.rules.expression: one file per module, named for it."""
