@@ -25,6 +25,7 @@ from tests.rules.test_plan import RULES_YAML
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
+
 class Clocks:
     def __init__(self) -> None:
         self.mono = 100.0
