@@ -1,5 +1,5 @@
 import sys
 
-from graywsgi.cli.main import main
+from graywsgi.cli.commands import main
 
 sys.exit(main())

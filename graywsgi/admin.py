@@ -1,6 +1,6 @@
 """``graywsgi.admin`` is now :mod:`graywsgi.rollout.admin`; this import path keeps working.
 
-The documentation imported from ``graywsgi.admin`` before the package was grouped
+Earlier documentation named ``graywsgi.admin`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

@@ -1,6 +1,6 @@
 """``graywsgi.breaker`` is now :mod:`graywsgi.core.breaker`; this import path keeps working.
 
-The documentation imported from ``graywsgi.breaker`` before the package was grouped
+Earlier documentation named ``graywsgi.breaker`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

@@ -1,6 +1,6 @@
 """``graywsgi.checklist`` is now :mod:`graywsgi.rollout.checklist`; this import path keeps working.
 
-The documentation imported from ``graywsgi.checklist`` before the package was grouped
+Earlier documentation named ``graywsgi.checklist`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

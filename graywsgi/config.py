@@ -1,6 +1,6 @@
 """``graywsgi.config`` is now :mod:`graywsgi.rules.files`; this import path keeps working.
 
-The documentation imported from ``graywsgi.config`` before the package was grouped
+Earlier documentation named ``graywsgi.config`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

@@ -1,6 +1,6 @@
 """``graywsgi.guard`` is now :mod:`graywsgi.layers.guard`; this import path keeps working.
 
-The documentation imported from ``graywsgi.guard`` before the package was grouped
+Earlier documentation named ``graywsgi.guard`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

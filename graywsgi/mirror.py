@@ -1,6 +1,6 @@
 """``graywsgi.mirror`` is now :mod:`graywsgi.evolution.mirror`; this import path keeps working.
 
-The documentation imported from ``graywsgi.mirror`` before the package was grouped
+Earlier documentation named ``graywsgi.mirror`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

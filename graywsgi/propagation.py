@@ -1,6 +1,6 @@
 """``graywsgi.propagation`` is now :mod:`graywsgi.httputil.propagation`; this import path keeps working.
 
-The documentation imported from ``graywsgi.propagation`` before the package was grouped
+Earlier documentation named ``graywsgi.propagation`` before the package was grouped
 by concern (docs/architecture.md); every public name of the new module is here.
 """
 

@@ -131,6 +131,12 @@ def cycles(graph: t.Mapping[str, t.Iterable[str]]) -> list[list[str]]:
     return found
 
 
+def test_every_package_has_a_rank() -> None:
+    """A new package must be placed in the order before it can import anything."""
+    packages = {f"graywsgi.{path.parent.name}" for path in PACKAGE.glob("*/__init__.py")}
+    assert packages <= set(RANKS)
+
+
 def test_the_walk_sees_the_imports() -> None:
     """The graph is not empty by accident: known edges, type-only and lazy ones included."""
     assert "graywsgi.layers.pipeline" in GRAPH["graywsgi.layers.extraction"]

@@ -72,7 +72,65 @@ def test_every_module_has_an_api_entry() -> None:
 
 
 def test_concept_pages_link_their_api_pages() -> None:
+    import re
+
     without = {"index.md", "api.md", "architecture.md", "changelog.md", "dependencies.md"}
     for page in sorted((ROOT / "docs").glob("*.md")):
+        targets = re.findall(r"\]\((api/[\w/]+\.md)\)", page.read_text(encoding="utf-8"))
         if page.name not in without:
-            assert "](api/" in page.read_text(encoding="utf-8"), f"{page.name} does not link its API page"
+            assert targets, f"{page.name} does not link its API page"
+        for target in targets:
+            assert (ROOT / "docs" / target).exists(), f"{page.name} links {target}, which does not exist"
+
+
+def _source_names() -> set[str]:
+    """The dotted names the code itself writes: logger, metric, attribute and
+    environ-key names, with and without the ``graywsgi.`` prefix (metric
+    names are built as ``<prefix>.<name>``)."""
+    import ast
+
+    names = set()
+    for path in (ROOT / "graywsgi").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                value = node.value.split(":")[0].lstrip(".")  # f"{namespace}.decisions" holds ".decisions"
+                names.add(value[len("graywsgi."):] if value.startswith("graywsgi.") else value)
+    return names
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attribute in parts[cut:]:
+                target = getattr(target, attribute)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_dotted_names_in_the_docs_resolve() -> None:
+    """Every `graywsgi.x.y` a page names is a module or an object there -- or a
+    logger, metric or environ name the code uses (no stale paths after a move)."""
+    import re
+
+    known = _source_names()
+    stale = []
+    for page in sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]):
+        if page.name in ("changelog.md", "architecture.md"):  # they name old paths on purpose
+            continue
+        for name in set(re.findall(r"`~?(graywsgi(?:\.\w+)+)(?:\(\))?`", page.read_text(encoding="utf-8"))):
+            tail = name.split(".", 1)[1]
+            # a name the code writes, or one with a route appended (graywsgi.breaker.trip.<route>)
+            written = tail in known or ("." in tail.rpartition(".")[0] and tail.rpartition(".")[0] in known)
+            derived = name in ("graywsgi.request.count",)  # DogStatsD's count of the request timer
+            if not (_resolves(name) or written or derived):
+                stale.append(f"{page.name}: {name}")
+    assert stale == []

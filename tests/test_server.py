@@ -84,7 +84,7 @@ def test_import_starts_no_threads_and_opens_no_sockets() -> None:
     code = (
         "import os, threading\n"
         "before = set(os.listdir('/proc/self/fd'))\n"
-        "import graywsgi, graywsgi.layers.extraction, graywsgi.layers.split, graywsgi.cli.demo, graywsgi.cli.main\n"
+        "import graywsgi, graywsgi.layers.extraction, graywsgi.layers.split, graywsgi.cli.demo, graywsgi.cli.commands\n"
         "from graywsgi import Extraction, CanarySplit\n"
         "CanarySplit(Extraction(lambda e, s: []), percent=5)\n"
         "after = set(os.listdir('/proc/self/fd'))\n"

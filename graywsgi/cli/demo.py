@@ -3,8 +3,8 @@ Demo
 ====
 
 ``graywsgi demo`` serves a small Flask application with a stable and a
-canary handler behind the gray chain (:class:`~graywsgi.Extraction` then
-:class:`~graywsgi.CanarySplit`) on 127.0.0.1, and prints ``curl`` lines that
+canary handler behind the gray chain (:class:`~graywsgi.layers.extraction.Extraction` then
+:class:`~graywsgi.layers.split.CanarySplit`) on 127.0.0.1, and prints ``curl`` lines that
 show a request going to stable, going to canary by gray id, and going to
 canary by colour.
 

@@ -30,7 +30,7 @@ in :mod:`graywsgi.contrib.settings_layers`::
     }
 
 It is read once, by :func:`wrap`; an unknown or invalid entry raises
-:class:`~graywsgi.contrib.SettingsError` naming it (``GRAYWSGI['PERCNT']:
+:class:`~graywsgi.contrib.settings.SettingsError` naming it (``GRAYWSGI['PERCNT']:
 unknown graywsgi setting; did you mean GRAYWSGI['PERCENT']?``). Without a
 ``GRAYWSGI`` setting every default applies: the split runs at 0 %, so only
 an explicit ``X-Traffic-Color`` reaches canary.
@@ -94,7 +94,7 @@ def wrap(application: WSGIApplication, *, settings: t.Mapping[str, object] | Non
         (``get_wsgi_application()``).
     :param settings: the graywsgi settings; by default the ``GRAYWSGI``
         dict of ``django.conf.settings`` (Django must be configured).
-    :return: a :class:`~graywsgi.contrib.GrayChain`: a WSGI application with
+    :return: a :class:`~graywsgi.contrib.chain.GrayChain`: a WSGI application with
         ``.status()``, ``.state`` (kill switch) and ``.after_fork()``.
     :raises SettingsError: naming the entry, for a bad setting.
     """

@@ -45,7 +45,7 @@ What the app sees
   (``{{ gray.route }}``), or ``None`` when a template is rendered outside a
   request graywsgi handled;
 - ``app.extensions["graywsgi"]``: a :class:`FlaskGray` holding the extension
-  and the :class:`~graywsgi.contrib.GrayChain` (``.chain.status()``,
+  and the :class:`~graywsgi.contrib.chain.GrayChain` (``.chain.status()``,
   ``.chain.state.rollback()``).
 
 Blueprints bound to routes

@@ -70,7 +70,7 @@ Key                           Value                                             
 ``STATE``                     state file path, ``redis://host:port/db#key``, or             memory
                               a :class:`~graywsgi.state.rollout_state.StateStore`
 ``STATE_CHECK_INTERVAL``      seconds between reads of the state                            ``0.05``
-``BREAKER``                   dict of :class:`~graywsgi.core.breaker.BreakerPolicy`         defaults
+``BREAKER``                   dict of :class:`~graywsgi.core.breaker_policy.BreakerPolicy`         defaults
                               fields, or a ``BreakerPolicy``
 ``GUARD_REFUSE_WHEN_OPEN``    bool: 503 instead of rerouting to stable                      ``False``
 ``GUARD_RETRY_ON_STABLE``     bool: lossless retry of failed idempotent requests            ``True``
@@ -239,7 +239,7 @@ def _router(read: _Settings, app: WSGIApplication) -> Router:
         if value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(
                 "rules in Redis need a rule set to start from: pass "
-                "graywsgi.state.redis_store.RedisRuleStore(url, initial='rules.yaml', key=...) as the value"
+                "graywsgi.redis_store.RedisRuleStore(url, initial='rules.yaml', key=...) as the value"
             )
         return FileStore(value, check_interval=interval)
 
@@ -312,7 +312,7 @@ def _guard(read: _Settings) -> Guard | None:
 
 def _guard_switch(value: object) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"must be True, False or a graywsgi.layers.guard.Guard, got {value!r}")
+        raise TypeError(f"must be True, False or a graywsgi.guard.Guard, got {value!r}")
     return value
 
 

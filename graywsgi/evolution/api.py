@@ -142,7 +142,7 @@ class Exemption:
     (True, False)
 
     :param header: the request header holding the client's version.
-    :param versions: a node-semver range (:class:`~graywsgi.core.version.VersionRange`);
+    :param versions: a node-semver range (:class:`~graywsgi.core.version_range.VersionRange`);
         a client whose version is in it is exempt. An absent or invalid
         version is not.
     """
@@ -255,7 +255,7 @@ class Api:
             if not isinstance(exemption, Exemption):
                 raise ConfigurationError(f"API {name}: exemptions must be Exemption objects, got {exemption!r}")
         if mirror is not None and not isinstance(mirror, Mirror):
-            raise ConfigurationError(f"API {name}: mirror must be a graywsgi.evolution.mirror.Mirror, got {mirror!r}")
+            raise ConfigurationError(f"API {name}: mirror must be a graywsgi.mirror.Mirror, got {mirror!r}")
         self.mirror = mirror
         self.mirror_stages = frozenset(_stage(f"API {name}: mirror_stages", s) for s in mirror_stages)
         if Stage.SWITCH in self.mirror_stages:

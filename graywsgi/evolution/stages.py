@@ -147,7 +147,7 @@ class ProtocolEvolution:
         names = [api.name for api in self.apis]
         for api in self.apis:
             if not isinstance(api, Api):
-                raise ConfigurationError(f"apis must be graywsgi.evolution.stages.Api objects, got {api!r}")
+                raise ConfigurationError(f"apis must be graywsgi.evolution.Api objects, got {api!r}")
         if len(set(names)) != len(names):
             raise ConfigurationError(f"API names must be unique, got {names}")
         if not callable(clock):

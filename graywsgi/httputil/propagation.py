@@ -84,7 +84,7 @@ Threads
 -------
 
 :class:`ContextExecutor` is a ``ThreadPoolExecutor`` whose tasks run in a
-copy of the submitting thread's context (:func:`graywsgi.carry_context`),
+copy of the submitting thread's context (:func:`graywsgi.core.context.carry_context`),
 so a task submitted inside a request sees that request's ``current``; the
 pool's threads keep nothing once a task is done.
 """

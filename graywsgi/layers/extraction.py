@@ -318,7 +318,7 @@ class Extraction(Pipeline):
     @trust.setter
     def trust(self, trust: TrustPolicy | None) -> None:
         if trust is not None and not isinstance(trust, TrustPolicy):
-            raise ConfigurationError(f"trust must be a graywsgi.httputil.trust.TrustPolicy, got {trust!r}")
+            raise ConfigurationError(f"trust must be a graywsgi.trust.TrustPolicy, got {trust!r}")
         self._reader.trust = trust
 
     # -- per request -----------------------------------------------------------

@@ -151,7 +151,7 @@ class Guard:
         if not isinstance(policy, BreakerPolicy):
             raise ConfigurationError(f"policy must be a BreakerPolicy, got {policy!r}")
         if state is not None and not isinstance(state, StateStore):
-            raise ConfigurationError(f"state must be a graywsgi.state.rollout_state.StateStore, got {state!r}")
+            raise ConfigurationError(f"state must be a graywsgi.state.StateStore, got {state!r}")
         if not callable(is_error):
             raise ConfigurationError("is_error must be callable")
         for name, flag in (("refuse_when_open", refuse_when_open), ("retry_on_stable", retry_on_stable)):

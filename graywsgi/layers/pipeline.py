@@ -79,7 +79,7 @@ class Exchange(RequestScope):
     environ: WSGIEnvironment | None
     #: Whether a step waits for the end of the response.
     finishing: bool
-    #: Metrics: ``perf_counter()`` at the start, and the events :func:`~graywsgi.metrics.layer.note` added.
+    #: Metrics: ``perf_counter()`` at the start, and the events :func:`~graywsgi.layers.events.note` added.
     started: float
     events: list[tuple[str, dict[str, str]]] | None
     #: Guard: the route whose outcome is recorded (``None``: none), the

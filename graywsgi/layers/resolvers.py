@@ -37,7 +37,7 @@ _GRAY_KEY_SLOT = _SLOT["gray_key"]
 
 
 def run_resolvers(
-resolvers: t.Iterable[Resolver], environ: WSGIEnvironment, slots: list[t.Any], max_length: int
+    resolvers: t.Iterable[Resolver], environ: WSGIEnvironment, slots: list[t.Any], max_length: int
 ) -> tuple[dict[str, str], list[str], float]:
     """Run the resolvers into ``slots``; return what they set, the
     failures and the slowest one's time."""
@@ -68,6 +68,7 @@ resolvers: t.Iterable[Resolver], environ: WSGIEnvironment, slots: list[t.Any], m
                 slots[_GRAY_KEY_SLOT] = value.encode("utf-8")
             resolved[field_name] = value
     return resolved, failures, slowest
+
 
 def resolver_result_problem(result: object, max_length: int) -> str:
     """Why a resolver's result cannot be used, or ``""``."""

@@ -23,7 +23,7 @@ What it records
 - the environ, for the layers and the application below: the request
   headers ``X-Route-To`` (``HTTP_X_ROUTE_TO``) and ``X-Group``
   (``HTTP_X_GROUP``; removed when there is no group), and the full
-  :class:`~graywsgi.rules.routing.Decision` at ``environ["graywsgi.decision"]``.
+  :class:`~graywsgi.rules.decision.Decision` at ``environ["graywsgi.decision"]``.
 
 Three ways to act on the route
 ------------------------------
@@ -145,7 +145,7 @@ class Router(Pipeline):
     ) -> None:
         Pipeline.__init__(self, app)
         if guard is not None and not isinstance(guard, Guard):
-            raise ConfigurationError(f"guard must be a graywsgi.layers.guard.Guard, got {guard!r}")
+            raise ConfigurationError(f"guard must be a graywsgi.guard.Guard, got {guard!r}")
         store = as_store(rules)
         routed = dict(apps or {})
         for name, target in routed.items():

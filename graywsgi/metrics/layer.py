@@ -341,7 +341,7 @@ class MetricsListener(BreakerListener):
 
     def __init__(self, metrics: Metrics | None = None) -> None:
         if metrics is not None and not isinstance(metrics, Metrics):
-            raise ConfigurationError(f"metrics must be a graywsgi.metrics.layer.Metrics, got {metrics!r}")
+            raise ConfigurationError(f"metrics must be a graywsgi.metrics.Metrics, got {metrics!r}")
         self.metrics = metrics
 
     def on_trip(self, route: str, totals: WindowTotals, reason: str) -> None:

@@ -5,7 +5,7 @@ Gray rule selectors (``applies_to``)
 Which requests a gray rule applies to: :class:`Selector`, compiled from an
 ``applies_to`` value of ``x-gray-rules`` by :func:`compile_selector`, and
 :func:`is_gray`, which says whether a request is gray traffic at all.
-Versions are matched with :class:`~graywsgi.core.version.VersionRange`.
+Versions are matched with :class:`~graywsgi.core.version_range.VersionRange`.
 The rule form is described in :mod:`graywsgi.prevalidation.gray_rules`
 (which re-exports these names); the compiled rules that carry a selector
 are in :mod:`graywsgi.prevalidation.gray_rule_checks`.

@@ -35,7 +35,7 @@ schema declares along the pointer), each constraint must be a valid JSON
 Schema (draft 2020-12) with patterns that compile and formats that can
 really be checked, each version a SemVer version or range. Every problem
 names the document, the operation and the JSON pointer
-(:class:`~graywsgi.prevalidation.openapi.OpenAPIError`).
+(:class:`~graywsgi.prevalidation.openapi_model.OpenAPIError`).
 
 This module holds :func:`compile_gray_rules` and the published schema
 (:func:`gray_rules_schema`). What rules compile to and how they check a

@@ -20,7 +20,7 @@ At start-up
 -----------
 
 Everything is loaded, checked and compiled in ``__init__``, which raises
-:class:`~graywsgi.prevalidation.openapi.OpenAPIError` (a
+:class:`~graywsgi.prevalidation.openapi_model.OpenAPIError` (a
 :class:`~graywsgi.errors.ConfigurationError`) naming the document, the
 operation and the JSON pointer of every problem:
 
@@ -181,7 +181,7 @@ class PreValidation:
         (default ``("stable",)``).
     :param base_path: a prefix of ``PATH_INFO`` that the document's paths
         do not include (e.g. ``"/api/v2"``); other paths pass untouched.
-    :raises graywsgi.prevalidation.openapi.OpenAPIError: the document or its rules are
+    :raises ~graywsgi.prevalidation.openapi_model.OpenAPIError: the document or its rules are
         wrong (naming the document, operation and JSON pointer).
     :raises ConfigurationError: an option is wrong.
     """

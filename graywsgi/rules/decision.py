@@ -52,7 +52,7 @@ class Decision(t.NamedTuple):
 class RequestFacts:
     """Lazy, per-request view of what rules can match on.
 
-    Implements :class:`graywsgi.rules.expression.Facts`. Query and cookies are
+    Implements :class:`graywsgi.rules.expression.facts.Facts`. Query and cookies are
     parsed at most once, and only if a rule asks.
     """
 

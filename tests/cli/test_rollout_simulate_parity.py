@@ -2,7 +2,7 @@
 
 The middleware side is the real stack, ``Extraction(Router(...))``, each
 cluster dispatched to an application that records the route; the
-simulate side is the real command (``graywsgi.cli.main.main``). Both see the
+simulate side is the real command (``graywsgi.cli.commands.main``). Both see the
 same gray ids and the same header sets; their shares per route must be
 equal exactly (hash mode is deterministic).
 """
@@ -17,7 +17,7 @@ import pytest
 from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
-from graywsgi.cli.main import main
+from graywsgi.cli.commands import main
 from graywsgi.rules.files import load_rules
 from graywsgi.layers.route_step import DECISION_KEY
 

@@ -419,7 +419,7 @@ BAD_SETTINGS = [
      "GRAYWSGI_STATE_CHECK_INTERVAL", "ready store"),
     ({"RULES": "{rules}", "BREAKER": {"error_rate": 2}}, "GRAYWSGI_BREAKER", "error_rate"),
     ({"RULES": "{rules}", "BREAKER": {"threshold": 0.5}}, "GRAYWSGI_BREAKER", "unknown field 'threshold'"),
-    ({"RULES": "{rules}", "GUARD": "yes"}, "GRAYWSGI_GUARD", "True, False or a graywsgi.layers.guard.Guard"),
+    ({"RULES": "{rules}", "GUARD": "yes"}, "GRAYWSGI_GUARD", "True, False or a graywsgi.guard.Guard"),
     ({"RULES": "{rules}", "GUARD": False, "BREAKER": {}}, "GRAYWSGI_GUARD", "GRAYWSGI_BREAKER configures"),
     ({"RULES": "{rules}", "GUARD": Guard(), "BREAKER": {}}, "GRAYWSGI_BREAKER", "ready Guard"),
     ({"RULES": "{rules}", "GUARD_REFUSE_WHEN_OPEN": 1}, "GRAYWSGI_GUARD_REFUSE_WHEN_OPEN", "True or False"),

@@ -1140,7 +1140,7 @@ def test_tab_indented_json_keeps_line_numbers(tmp_path: Path) -> None:
 
 # An unknown key is reported at the key itself (line, and column after the
 # reason), not at its value or its mapping; graywsgi validate prints the same
-# (tests/cli/test_main.py).
+# (tests/cli/test_commands.py).
 UNKNOWN_KEYS = [
     pytest.param(
         "rules.yaml",

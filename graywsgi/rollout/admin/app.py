@@ -181,7 +181,7 @@ class AdminApp:
                 " try secrets.token_urlsafe(32)"
             )
         if state is not None and not isinstance(state, StateStore):
-            raise ConfigurationError(f"state must be a graywsgi.state.rollout_state.StateStore, got {state!r}")
+            raise ConfigurationError(f"state must be a graywsgi.state.StateStore, got {state!r}")
         if rollout is not None and not isinstance(rollout, RolloutControl):
             raise ConfigurationError(f"rollout must have status() and advance(actor), got {rollout!r}")
         if not isinstance(audit_logger, str) or not audit_logger:

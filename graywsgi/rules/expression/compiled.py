@@ -5,7 +5,7 @@ The compiled expression: :class:`Expression`.
 source's length (:mod:`graywsgi.rules.expression.limits`), parses it
 (:mod:`graywsgi.rules.expression.parser`), builds the closures
 (:mod:`graywsgi.rules.expression.evaluate`) once, and evaluates them per
-request against :class:`~graywsgi.rules.expression.Facts`. The language
+request against :class:`~graywsgi.rules.expression.facts.Facts`. The language
 itself is described in the package documentation
 (:mod:`graywsgi.rules.expression`).
 """
@@ -44,7 +44,7 @@ class Expression:
 
     :param source: the expression text; the grammar and semantics are in the
         package documentation (:mod:`graywsgi.rules.expression`).
-    :raises ~graywsgi.rules.expression.ExpressionError: if ``source`` is not a
+    :raises ~graywsgi.rules.expression.errors.ExpressionError: if ``source`` is not a
         valid expression.
     """
 

@@ -5,7 +5,7 @@ The error of the expression language.
 tokenizer (:mod:`graywsgi.rules.expression.tokens`), the parser
 (:mod:`graywsgi.rules.expression.parser`), the closure builder
 (:mod:`graywsgi.rules.expression.evaluate`) or
-:class:`~graywsgi.rules.expression.Expression` itself
+:class:`~graywsgi.rules.expression.compiled.Expression` itself
 (:mod:`graywsgi.rules.expression.compiled`). This module also holds the
 helpers that quote the source and locate a position in it for the message.
 """

@@ -5,8 +5,8 @@ Evaluation of the expression language: a checked tree to closures.
 :mod:`graywsgi.rules.expression.parser` (node types in
 :mod:`graywsgi.rules.expression.nodes`), checks its static types, and turns
 it into nested Python closures that
-:meth:`~graywsgi.rules.expression.Expression.evaluate` calls per request
-with the request's :class:`~graywsgi.rules.expression.Facts`. Regular expressions and lists are
+:meth:`~graywsgi.rules.expression.compiled.Expression.evaluate` calls per request
+with the request's :class:`~graywsgi.rules.expression.facts.Facts`. Regular expressions and lists are
 prepared here, once; the values the closures compare follow
 :mod:`graywsgi.rules.expression.values`.
 

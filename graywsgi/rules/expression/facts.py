@@ -2,7 +2,7 @@
 What an expression reads about a request.
 
 :class:`Facts` is the protocol through which
-:meth:`~graywsgi.rules.expression.Expression.evaluate`
+:meth:`~graywsgi.rules.expression.compiled.Expression.evaluate`
 reads attributes, headers, query parameters and cookies;
 :class:`MappingFacts` is a plain one built from dictionaries (for tests, the
 docs and the CLI). How the values read are treated is described in
@@ -24,11 +24,11 @@ class Facts(t.Protocol):
     has no such value. Anything else returned is treated as *no value* (see
     :mod:`graywsgi.rules.expression.values`); exceptions raised by these
     methods propagate out of
-    :meth:`~graywsgi.rules.expression.Expression.evaluate` unchanged.
+    :meth:`~graywsgi.rules.expression.compiled.Expression.evaluate` unchanged.
     """
 
     def attribute(self, name: str) -> str | None:
-        """An attribute: one of :attr:`~graywsgi.rules.expression.Expression.ATTRIBUTES`."""
+        """An attribute: one of :attr:`~graywsgi.rules.expression.compiled.Expression.ATTRIBUTES`."""
         ...
 
     def header(self, name: str) -> str | None:

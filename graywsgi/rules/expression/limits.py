@@ -5,11 +5,11 @@ The bounds that keep compiling and evaluating an expression cheap, whatever
 the rule text says. The tokenizer (:mod:`graywsgi.rules.expression.tokens`),
 the parser (:mod:`graywsgi.rules.expression.parser`), the closure builder
 (:mod:`graywsgi.rules.expression.evaluate`) and
-:class:`~graywsgi.rules.expression.Expression`
+:class:`~graywsgi.rules.expression.compiled.Expression`
 (:mod:`graywsgi.rules.expression.compiled`) apply them.
 
 All are checked when the rule is loaded and raise
-:class:`~graywsgi.rules.expression.ExpressionError`:
+:class:`~graywsgi.rules.expression.errors.ExpressionError`:
 
 - the source is at most 4096 characters
   (:data:`~graywsgi.rules.expression.limits.MAX_SOURCE_LENGTH`);

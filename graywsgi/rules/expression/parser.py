@@ -18,13 +18,13 @@ Comparisons do not chain (``a == b == c`` is an error: join them with
 ``&&``), nor does ``in``.
 
 Attributes (bare names) are read with
-:meth:`Facts.attribute <graywsgi.rules.expression.Facts.attribute>`:
+:meth:`Facts.attribute <graywsgi.rules.expression.facts.Facts.attribute>`:
 
     ``host``, ``path``, ``method``, ``scheme``, ``remote_addr``,
     ``gray_id``, ``canary_id``, ``traffic_color``, ``env``, ``version``,
     ``api_version``, ``tenant``, ``role``
 
-(:attr:`Expression.ATTRIBUTES <graywsgi.rules.expression.Expression.ATTRIBUTES>`).
+(:attr:`Expression.ATTRIBUTES <graywsgi.rules.expression.compiled.Expression.ATTRIBUTES>`).
 Any other name is an error when the rule is loaded, and the message lists
 the allowed ones (and suggests the nearest for a typo).
 ``header["X-Tier"]``, ``query["lang"]`` and ``cookie["beta"]`` read one

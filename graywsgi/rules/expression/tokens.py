@@ -5,7 +5,7 @@ The tokenizer of the expression language.
 into tokens -- strings (decoded), numbers, names, punctuation and the end of
 input -- for the parser (:mod:`graywsgi.rules.expression.parser`), and
 rejects what is not a token with an
-:class:`~graywsgi.rules.expression.ExpressionError` that says what to write
+:class:`~graywsgi.rules.expression.errors.ExpressionError` that says what to write
 instead (``=`` for ``==``, ``and`` for ``&&``, ``None`` for ``null``, ...).
 Numbers share their syntax with numeric strings
 (:mod:`graywsgi.rules.expression.values`).

@@ -26,9 +26,9 @@ value on either side is false, ``!=`` included. So
 ``header["X"].lower() != "a"`` is false when the header is missing (there is
 nothing to compare), while ``!(header["X"].lower() == "a")`` is true. A
 value of an unexpected type returned by a
-:class:`~graywsgi.rules.expression.Facts` object (anything but a ``str`` or
+:class:`~graywsgi.rules.expression.facts.Facts` object (anything but a ``str`` or
 ``None``) is treated as no value too, so
-:meth:`~graywsgi.rules.expression.Expression.evaluate` never raises because
+:meth:`~graywsgi.rules.expression.compiled.Expression.evaluate` never raises because
 of what the facts are.
 
 **Equality** (``==``, ``!=``, ``in``): strings equal strings, numbers equal

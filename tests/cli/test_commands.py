@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from graywsgi.cli.main import main
+from graywsgi.cli.commands import main
 from graywsgi.cli.demo import create_app, sample_ids
 from graywsgi.core.hashing import fnv1a_32
 
