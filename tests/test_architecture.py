@@ -89,10 +89,8 @@ GRAPH: dict[str, set[str]] = {name: imports_of(name, path) for name, path in MOD
 def rank(name: str) -> tuple[int, str]:
     """The rank of the package ``name`` belongs to, and that package."""
     probe = name
-    while probe not in RANKS:
+    while probe not in RANKS:  # a module at the top (an old import path) ends at the front
         probe = probe.rpartition(".")[0]
-    if probe == "graywsgi" and name != "graywsgi" and name.count(".") == 1 and name not in RANKS:
-        return RANKS["graywsgi"], name  # a compatibility module at the top: the front's rank
     return RANKS[probe], probe
 
 
