@@ -38,9 +38,16 @@ def code_points() -> dict[str, t.Any]:
             accepted.append(point)
         if point < 0x100:
             fields.append(field_text(f"x{char}y"))
+    # Every byte value at every place of a value longer than a machine word:
+    # the compiled loop and the plain check must agree wherever it sits.
+    placed = [
+        [point for point in range(0x100) if plain_ascii("a" * place + chr(point) + "b" * (18 - place))]
+        for place in range(19)
+    ]
     spaced = [" a", "a ", "\ta\t", " \t ", "", " ", "\t", "a", " a b ", "\u00a0a", "a\r", "\ta b c"]
     return {
         "plain_ascii": accepted,
+        "plain_ascii_placed": placed,
         "empty": plain_ascii(""),
         "field_text": fields,
         "trimmed": [trimmed(text) for text in spaced],

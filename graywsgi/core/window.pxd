@@ -10,8 +10,8 @@ cdef class SlidingWindow:
     cdef public Py_ssize_t buckets
     cdef public double bucket_seconds
     cdef public object _clock
+    cdef cython.pymutex _mutex
     cdef object _guard
-    cdef tuple _lock_calls
     cdef public object _requests
     cdef public object _errors
     cdef public object _slow
@@ -22,10 +22,14 @@ cdef class SlidingWindow:
     cdef public Py_ssize_t _slot
 
     cpdef record(self, bint error, bint slow)
-    @cython.locals(bucket=cython.longlong, slot=cython.Py_ssize_t)
+    @cython.locals(bucket=cython.longlong)
     cpdef object _count(self, bint error, bint slow)
+    @cython.locals(slot=cython.Py_ssize_t)
+    cdef tuple _add(self, long long bucket, bint error, bint slow)
     cpdef totals(self)
+    cdef _totals(self, long long bucket)
     cpdef reset(self)
+    cdef _restart(self, long long bucket)
     cpdef long long _bucket_now(self) except? -1
     @cython.locals(n=cython.longlong, slot=cython.Py_ssize_t)
     cpdef _expire(self, long long bucket)
@@ -36,15 +40,18 @@ cdef class LatencyWindow:
     cdef public Py_ssize_t buckets
     cdef public double bucket_seconds
     cdef public object _clock
+    cdef cython.pymutex _mutex
     cdef object _guard
-    cdef tuple _lock_calls
     cdef public list _counts
     cdef public list _seconds
     cdef public long long _newest
     cdef public Py_ssize_t _slot
 
-    @cython.locals(bucket=cython.longlong, slot=cython.Py_ssize_t)
+    @cython.locals(bucket=cython.longlong)
     cpdef record(self, double seconds)
+    @cython.locals(slot=cython.Py_ssize_t)
+    cdef _add(self, long long bucket, double seconds)
     cpdef mean(self)
+    cdef tuple _sums(self, long long bucket)
     @cython.locals(n=cython.longlong, slot=cython.Py_ssize_t)
     cpdef _expire(self, long long bucket)

@@ -45,7 +45,11 @@ outcome goes into the newest bucket. Nothing is lost and nothing is
 subtracted twice; the window just ages a little late.
 
 Concurrency: the clock is read before the lock is taken, and the lock guards
-the counters only -- a few integer additions. Two threads that read the
+the counters only -- a few integer additions. Compiled (:mod:`graywsgi.speedups`),
+the lock is Cython's ``pymutex`` inside the window object, taken without a
+Python call (a ``PyThread`` lock on Python 3.11 and 3.12, ``PyMutex`` from
+3.13); as plain Python it is a :class:`threading.Lock`. Either way a thread
+that has to wait for it lets the others run. Two threads that read the
 clock in one order and take the lock in the other are fine: the later one
 finds its bucket older than the newest and counts into the newest.
 
@@ -165,7 +169,9 @@ class SlidingWindow:
         self.buckets = buckets
         self.bucket_seconds = float(bucket_seconds)
         self._clock = clock
-        self._lock = threading.Lock()
+        if not cython.compiled:  # compiled, the mutex is a field of the object (window.pxd)
+            self._mutex = threading.Lock()
+        self._guard = None
         self._requests = [0] * buckets
         self._errors = [0] * buckets
         self._slow = [0] * buckets
@@ -180,13 +186,12 @@ class SlidingWindow:
 
     @property
     def _lock(self) -> t.Any:
-        """The lock around the counters (a test may replace it, to show it is needed)."""
+        """A lock a test put in place of the window's own (``None``: the own one)."""
         return self._guard
 
     @_lock.setter
     def _lock(self, lock: t.Any) -> None:
         self._guard = lock
-        self._lock_calls = (lock.acquire, lock.release)  # bound once: the hot path calls them
 
     def record(self, *, error: bool, slow: bool) -> None:
         """Count one request.
@@ -201,39 +206,55 @@ class SlidingWindow:
         errors, slow)``: the breaker's hot path, one lock round instead of
         two."""
         bucket = self._bucket_now()
-        acquire, release = self._lock_calls
-        acquire()  # cheaper than ``with`` on this path
-        try:
-            if bucket > self._newest:
-                self._expire(bucket)
-            slot = self._slot
-            self._requests[slot] += 1
-            self._total_requests += 1
-            if error:
-                self._errors[slot] += 1
-                self._total_errors += 1
-            if slow:
-                self._slow[slot] += 1
-                self._total_slow += 1
-            return self._total_requests, self._total_errors, self._total_slow
-        finally:
-            release()
+        if self._guard is None:
+            with self._mutex:
+                return self._add(bucket, error, slow)
+        with self._guard:
+            return self._add(bucket, error, slow)
+
+    def _add(self, bucket: int, error: bool, slow: bool) -> tuple[int, int, int]:
+        """Count one request in ``bucket`` (lock held); the totals it leaves."""
+        if bucket > self._newest:
+            self._expire(bucket)
+        slot = self._slot
+        self._requests[slot] += 1
+        self._total_requests += 1
+        if error:
+            self._errors[slot] += 1
+            self._total_errors += 1
+        if slow:
+            self._slow[slot] += 1
+            self._total_slow += 1
+        return self._total_requests, self._total_errors, self._total_slow
 
     def totals(self) -> WindowTotals:
         """The counts over the window as of now."""
         bucket = self._bucket_now()
-        with self._lock:
-            if bucket > self._newest:
-                self._expire(bucket)
-            return WindowTotals(self._total_requests, self._total_errors, self._total_slow)
+        if self._guard is None:
+            with self._mutex:
+                return self._totals(bucket)
+        with self._guard:
+            return self._totals(bucket)
+
+    def _totals(self, bucket: int) -> WindowTotals:
+        if bucket > self._newest:
+            self._expire(bucket)
+        return WindowTotals(self._total_requests, self._total_errors, self._total_slow)
 
     def reset(self) -> None:
         """Forget everything counted so far."""
         bucket = self._bucket_now()
-        with self._lock:
-            self._clear()
-            self._newest = max(bucket, self._newest)
-            self._slot = self._newest % self.buckets
+        if self._guard is None:
+            with self._mutex:
+                self._restart(bucket)
+        else:
+            with self._guard:
+                self._restart(bucket)
+
+    def _restart(self, bucket: int) -> None:
+        self._clear()
+        self._newest = max(bucket, self._newest)
+        self._slot = self._newest % self.buckets
 
     def _bucket_now(self) -> int:
         if cython.compiled and self._clock is _MONOTONIC:  # the same reading, without the call
@@ -294,7 +315,9 @@ class LatencyWindow:
         self.buckets = buckets
         self.bucket_seconds = float(bucket_seconds)
         self._clock = clock
-        self._lock = threading.Lock()
+        if not cython.compiled:  # as in SlidingWindow
+            self._mutex = threading.Lock()
+        self._guard = None
         self._counts = [0] * buckets
         self._seconds = [0.0] * buckets
         self._newest = int(clock() / self.bucket_seconds)
@@ -302,13 +325,12 @@ class LatencyWindow:
 
     @property
     def _lock(self) -> t.Any:
-        """The lock around the counters (a test may replace it, to show it is needed)."""
+        """A lock a test put in place of the window's own (``None``: the own one)."""
         return self._guard
 
     @_lock.setter
     def _lock(self, lock: t.Any) -> None:
         self._guard = lock
-        self._lock_calls = (lock.acquire, lock.release)  # bound once: the hot path calls them
 
     def record(self, seconds: float) -> None:
         """Count one response that took ``seconds``."""
@@ -316,26 +338,36 @@ class LatencyWindow:
             bucket = cython.cast(cython.longlong, _capi.monotonic_now() / self.bucket_seconds)  # as above
         else:
             bucket = int(self._clock() / self.bucket_seconds)
-        acquire, release = self._lock_calls
-        acquire()  # cheaper than ``with`` on this path
-        try:
-            if bucket > self._newest:
-                self._expire(bucket)
-            slot = self._slot
-            self._counts[slot] += 1
-            self._seconds[slot] += seconds
-        finally:
-            release()
+        if self._guard is None:
+            with self._mutex:
+                self._add(bucket, seconds)
+        else:
+            with self._guard:
+                self._add(bucket, seconds)
+
+    def _add(self, bucket: int, seconds: float) -> None:
+        """Count one response in ``bucket`` (lock held)."""
+        if bucket > self._newest:
+            self._expire(bucket)
+        slot = self._slot
+        self._counts[slot] += 1
+        self._seconds[slot] += seconds
 
     def mean(self) -> float | None:
         """Mean seconds per response in the window; ``None`` without any."""
         bucket = int(self._clock() / self.bucket_seconds)
-        with self._lock:
-            if bucket > self._newest:
-                self._expire(bucket)
-            count = sum(self._counts)
-            total = sum(self._seconds)
+        if self._guard is None:
+            with self._mutex:
+                count, total = self._sums(bucket)
+        else:
+            with self._guard:
+                count, total = self._sums(bucket)
         return total / count if count else None
+
+    def _sums(self, bucket: int) -> tuple[int, float]:
+        if bucket > self._newest:
+            self._expire(bucket)
+        return sum(self._counts), sum(self._seconds)
 
     def _expire(self, bucket: int) -> None:
         """Make ``bucket`` the newest, emptying the slots it laps (lock held)."""
