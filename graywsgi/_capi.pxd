@@ -73,6 +73,21 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA "(const char*)PyUnicode_DATA" (object text)
 
 
+cdef extern from "Python.h":
+    Py_UCS4 PyUnicode_READ_CHAR(object text, Py_ssize_t index)
+
+
+cdef inline bint needs_trim(str text) noexcept:
+    # text.strip(" \t") != text: a space or a tab at either end
+    cdef Py_ssize_t length = len(text)
+    cdef Py_UCS4 first, last
+    if length == 0:
+        return False
+    first = PyUnicode_READ_CHAR(text, 0)
+    last = PyUnicode_READ_CHAR(text, length - 1)
+    return first == 0x20 or first == 0x09 or last == 0x20 or last == 0x09
+
+
 cdef inline bint is_ascii(str text) noexcept:
     # text.isascii()
     return PyUnicode_IS_ASCII(text)

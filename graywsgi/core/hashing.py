@@ -42,7 +42,7 @@ def fnv1a_32(data: bytes | str) -> int:
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if data.__class__ is bytes:
+    if type(data) is bytes:
         return _fnv1a_bytes(data)
     h = _OFFSET_BASIS
     for byte in data:
@@ -86,6 +86,6 @@ def bucket_of(key: bytes) -> int:
     >>> bucket_of(b"user-42")
     99
     """
-    if cython.compiled and key.__class__ is bytes:
+    if cython.compiled and type(key) is bytes:
         return _fnv1a_bytes(key) % 100
     return cached_fnv1a_32(key) % 100

@@ -7,7 +7,6 @@ from graywsgi cimport _capi
 
 cpdef bint valid_traceparent(str value) except -1
 
-@cython.locals(end=cython.Py_ssize_t)
 cpdef str trimmed(str raw)
 
 cpdef bint plain_ascii(str value) except -1
@@ -35,6 +34,6 @@ cdef class IdentifierReader:
     cpdef context(self, dict environ)
     cpdef read(self, dict environ)
     @cython.locals(mask=cython.long, failed=cython.long, bit=cython.long, slot=cython.Py_ssize_t, value=str,
-                   plain=cython.bint)
+                   plain=cython.bint, gray_value=str)
     cpdef long parse(self, dict environ, verdict, list slots) except? -1
     cpdef finish(self, list slots, long failed, resolver_failures, verdict, resolved)

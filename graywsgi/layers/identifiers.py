@@ -126,11 +126,8 @@ def valid_traceparent(value: str) -> bool:
 
 def trimmed(raw: str) -> str:
     """``raw.strip(" \\t")``: a header value without its surrounding spaces and tabs."""
-    if cython.compiled:
-        # Most values have nothing to strip: no new string for them.
-        end = len(raw)
-        if end and raw[0] != " " and raw[0] != "\t" and raw[end - 1] != " " and raw[end - 1] != "\t":
-            return raw
+    if cython.compiled and not _capi.needs_trim(raw):
+        return raw  # most values have nothing to strip: no new string for them
     return raw.strip(" \t")
 
 
@@ -289,6 +286,7 @@ class IdentifierReader:
         """
         mask = failed = 0
         max_length = self.max_length
+        gray_value = ""  # the gray id's value as sent, once it is accepted
         for key, slot, bit in _TEXT_FIELDS:
             raw = environ.get(key)
             if raw is None:
@@ -298,7 +296,7 @@ class IdentifierReader:
                 continue
             # trimmed() and plain_ascii(), inline: as plain Python a call costs more than the check.
             if cython.compiled:
-                value = trimmed(raw)
+                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw  # trimmed(), inline
                 plain = _capi.ascii_printable(value)
             else:
                 value = raw.strip(" \t")
@@ -314,14 +312,14 @@ class IdentifierReader:
                 text = field_text(value)
                 if text is None:
                     failed |= bit
-                else:
-                    slots[slot] = text
-                    mask |= bit
+                    continue
+                slots[slot] = text
+                mask |= bit
+            if bit == _GRAY_ID_BIT:
+                gray_value = value
         if mask & _GRAY_ID_BIT:
             # gray_key: the bytes as sent (the WSGI string's latin-1 encoding).
-            # Read again here: cheaper than singling out the gray id in the loop.
-            raw = environ[_GRAY_ID_KEY]
-            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
+            value = gray_value
             if "," in value:  # sent more than once: WSGI servers join the values with ","
                 failed, mask = self.repeated_gray_id(value, slots, failed, mask)
             else:
@@ -349,7 +347,10 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
+            if cython.compiled:
+                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw  # trimmed(), inline
+            else:
+                value = raw.strip(" \t")
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
             if value and len(value) <= max_length and (

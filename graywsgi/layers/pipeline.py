@@ -252,7 +252,7 @@ class Pipeline:
         extraction = self._extraction
         if extraction is None and self._implicit is not None:
             found = environ.get(ENVIRON_KEY)
-            if found.__class__ is not GrayContext and not isinstance(found, GrayContext):
+            if type(found) is not GrayContext and not isinstance(found, GrayContext):
                 extraction = self._implicit
         token = None
         context: GrayContext

@@ -244,7 +244,7 @@ class RequestScope:
         if isinstance(iterable, _Joined) and iterable.scope is self:
             iterable = iterable.iterable
         if not self._needs_close() and self.first is None and (
-            self.gray is None or iterable.__class__ in _PLAIN_BODIES
+            self.gray is None or type(iterable) in _PLAIN_BODIES
         ):
             return iterable  # nothing to do at next() or close()
         self.body = iterable
@@ -252,7 +252,7 @@ class RequestScope:
 
     def __iter__(self) -> t.Iterator[bytes]:
         body = self.body
-        if self.first is None and body.__class__ in _PLAIN_BODIES:
+        if self.first is None and type(body) in _PLAIN_BODIES:
             return iter(body)  # the server iterates the list itself
         return self
 
@@ -288,7 +288,7 @@ class RequestScope:
         body = self.body
         self.body = None
         self._iterator = None
-        plain = body is None or body.__class__ in _PLAIN_BODIES
+        plain = body is None or type(body) in _PLAIN_BODIES
         # The context is bound while code of the application or of a layer
         # inside runs: the body's close() and the callbacks. graywsgi's own
         # steps at the end (the Guard's outcome, the Metrics datagram) read
@@ -388,7 +388,7 @@ class _Joined:
         self._iterator: t.Iterator[bytes] | None = None
 
     def __iter__(self) -> t.Iterator[bytes]:
-        if self.iterable.__class__ in _PLAIN_BODIES:
+        if type(self.iterable) in _PLAIN_BODIES:
             return iter(self.iterable)
         return self
 
