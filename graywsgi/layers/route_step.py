@@ -27,7 +27,7 @@ from graywsgi.core.breaker import Admission
 from graywsgi.core.context import ENVIRON_KEY, GrayContext, Source, _current_context, with_decision
 from graywsgi.errors import problem_response
 from graywsgi.rules.decision import Decision, request_facts
-from graywsgi.layers.guard import IDEMPOTENT_METHODS
+from graywsgi.layers.guard import IDEMPOTENT_METHODS, default_is_error
 from graywsgi.layers.pipeline import DecisionStep
 
 try:
@@ -141,7 +141,7 @@ class RouteStep(DecisionStep):
         serve the request again from the default cluster."""
         guard: Guard = self.guard  # type: ignore[assignment]  # a held canary has a guard
         if iterable is not None:
-            if exchange.settle(iterable, guard._failed):
+            if exchange.settle(iterable, None if guard.is_error is default_is_error else guard._failed):
                 # Served: the copy is not needed (and it holds the exchange,
                 # which holds it: a cycle only the collector would break).
                 exchange.original = exchange.rules = exchange.decision = None

@@ -190,7 +190,7 @@ class RequestScope:
         """The legacy ``write()`` of a held status: commits it at once."""
         return self.commit()(data)
 
-    def settle(self, iterable: t.Iterable[bytes], failed: t.Callable[[int | None], bool]) -> bool:
+    def settle(self, iterable: t.Iterable[bytes], failed: t.Callable[[int | None], bool] | None) -> bool:
         """After a held application returned: commit its status, or give up.
 
         If the status is not known yet (some applications call
@@ -199,7 +199,8 @@ class RequestScope:
         -- when the application never chose one, raised while starting its
         body, or chose one for which ``failed(code)`` is true; nothing has
         reached the client then. A status the legacy ``write()`` already
-        sent is never given up.
+        sent is never given up. ``failed=None`` is the usual rule, without
+        a call: no status, or a 5xx.
 
         :return: ``True`` if the status was committed (the response is
             served), ``False`` if it was given up (serve it elsewhere).
@@ -215,7 +216,9 @@ class RequestScope:
                     raise
                 self.raised = True  # tells the caller the app raised
                 return False
-        if self.line is None or (not self.committed and failed(self.code)):
+        if self.line is None or (not self.committed and (
+            (self.code is None or self.code >= 500) if failed is None else failed(self.code)
+        )):
             _close(iterable)
             return False
         self.commit()
