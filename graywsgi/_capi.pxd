@@ -93,16 +93,46 @@ cdef inline bint is_ascii(str text) noexcept:
     return PyUnicode_IS_ASCII(text)
 
 
+from libc.stdint cimport uint64_t
+from libc.string cimport memcmp, memcpy
+
+# Eight characters at a time: for a word w of ASCII bytes (each < 0x80),
+# (w - ONES * n) & ~w & HIGHS is nonzero exactly when a byte of w is below n
+# ("hasless", Sean Anderson's Bit Twiddling Hacks; ONES has 0x01 in every
+# byte, HIGHS 0x80). Equality to 0x7f is a zero byte of w ^ (ONES * 0x7f),
+# found the same way with n = 1.
+
+
 cdef inline bint ascii_printable(str text) noexcept:
     # text.isascii() and text.isprintable(): every character SP .. "~"
     cdef const char* data
-    cdef Py_ssize_t index, length
+    cdef Py_ssize_t index = 0, length
+    cdef uint64_t word, flipped
     if not PyUnicode_IS_ASCII(text):
         return False
     data = PyUnicode_DATA(text)
     length = len(text)
-    for index in range(length):
+    while index + 8 <= length:
+        memcpy(&word, data + index, 8)
+        flipped = word ^ 0x7F7F7F7F7F7F7F7FULL
+        if (((word - 0x2020202020202020ULL) & ~word) | ((flipped - 0x0101010101010101ULL) & ~flipped)) \
+                & 0x8080808080808080ULL:
+            return False
+        index += 8
+    while index < length:
         if data[index] < 0x20 or data[index] > 0x7e:
+            return False
+        index += 1
+    return True
+
+
+cdef inline bint _lower_hex(const char* data, Py_ssize_t start, Py_ssize_t end) noexcept:
+    # every character of data[start:end] is 0-9 or a-f
+    cdef Py_ssize_t index
+    cdef unsigned char char
+    for index in range(start, end):
+        char = <unsigned char>data[index]
+        if <unsigned char>(char - 0x30) > 9 and <unsigned char>(char - 0x61) > 5:
             return False
     return True
 
@@ -111,26 +141,16 @@ cdef inline bint ascii_traceparent(str value) noexcept:
     # _TRACEPARENT.fullmatch(value) is not None, for
     # (?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}
     cdef const char* data
-    cdef Py_ssize_t index
-    cdef char char
-    cdef bint trace_zeros = True, parent_zeros = True
     if len(value) != 55 or not PyUnicode_IS_ASCII(value):
         return False
     data = PyUnicode_DATA(value)
     if data[2] != b"-" or data[35] != b"-" or data[52] != b"-" or (data[0] == b"f" and data[1] == b"f"):
         return False
-    for index in range(55):
-        if index == 2 or index == 35 or index == 52:
-            continue
-        char = data[index]
-        if not (b"0" <= char <= b"9" or b"a" <= char <= b"f"):
-            return False
-        if char != b"0":
-            if 3 <= index < 35:
-                trace_zeros = False
-            elif 36 <= index < 52:
-                parent_zeros = False
-    return not (trace_zeros or parent_zeros)
+    return (
+        _lower_hex(data, 0, 2) and _lower_hex(data, 3, 35) and _lower_hex(data, 36, 52) and _lower_hex(data, 53, 55)
+        and memcmp(data + 3, b"00000000000000000000000000000000", 32) != 0
+        and memcmp(data + 36, b"0000000000000000", 16) != 0
+    )
 
 
 cdef inline object item(object record, Py_ssize_t index):

@@ -68,6 +68,14 @@ def traceparents() -> dict[str, t.Any]:
     for extra in ("", "-", "0", "-00", " "):
         results.append(valid_traceparent(good + extra))
     results.append(valid_traceparent("ff" + good[2:]))
+    # The all-zero ids are refused; one digit other than 0, anywhere, makes them valid.
+    zero_trace, zero_parent = "0" * 32, "0" * 16
+    results.append(valid_traceparent(f"00-{zero_trace}-{good[36:]}"))
+    results.append(valid_traceparent(f"{good[:36]}{zero_parent}-01"))
+    for place in range(32):
+        results.append(valid_traceparent(f"00-{zero_trace[:place]}1{zero_trace[place + 1:]}-{good[36:]}"))
+    for place in range(16):
+        results.append(valid_traceparent(f"{good[:36]}{zero_parent[:place]}a{zero_parent[place + 1:]}-01"))
     results.append(valid_traceparent(good.upper()))
     return {"traceparent": results}
 
