@@ -88,6 +88,19 @@ cdef inline bint needs_trim(str text) noexcept:
     return first == 0x20 or first == 0x09 or last == 0x20 or last == 0x09
 
 
+cdef inline object lowered(object text):
+    # text.lower() for a str, without a new string when it is ASCII with no capital
+    cdef const char* data
+    cdef Py_ssize_t index
+    if type(text) is str and PyUnicode_IS_ASCII(text):
+        data = PyUnicode_DATA(text)
+        for index in range(len(<str>text)):
+            if b"A" <= data[index] <= b"Z":
+                return text.lower()
+        return text
+    return text.lower()
+
+
 cdef inline bint is_ascii(str text) noexcept:
     # text.isascii()
     return PyUnicode_IS_ASCII(text)

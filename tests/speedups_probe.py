@@ -209,9 +209,23 @@ def decisions() -> dict[str, t.Any]:
     return answers
 
 
+def hosts() -> dict[str, t.Any]:
+    """The host a rule sees (lowercased): ASCII with and without capitals, and
+    hosts whose lowercase differs in length or leaves ASCII."""
+    from graywsgi.rules.decision import request_facts
+
+    samples = ["shop.example.com", "Shop.Example.COM", "", "A", "z", "@[`{", "xn--caf-dma.example",
+               "CAFÉ.example", "İstanbul.example", "ΣΑΣ.example", "shop.example.com:8080", "[::1]:80"]
+    samples += [chr(point) + "host" for point in range(0x100)]
+    seen = [request_facts({"HTTP_HOST": host}, None).host for host in samples]
+    seen.append(request_facts({"SERVER_NAME": "Server.Example"}, None).host)
+    return {"hosts": seen}
+
+
 SECTIONS: dict[str, t.Callable[[], dict[str, t.Any]]] = {
     "code_points": code_points,
     "traceparents": traceparents,
+    "hosts": hosts,
     "buckets": buckets,
     "decisions": decisions,
 }

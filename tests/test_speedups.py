@@ -189,7 +189,7 @@ def test_probe_ran_each_path(probe_answers: dict[str, dict[str, t.Any]]) -> None
 
 
 @needs_extensions
-@pytest.mark.parametrize("section", ["code_points", "traceparents", "buckets", "decisions"])
+@pytest.mark.parametrize("section", ["code_points", "traceparents", "hosts", "buckets", "decisions"])
 def test_both_paths_answer_the_same(probe_answers: dict[str, dict[str, t.Any]], section: str) -> None:
     compiled, pure = probe_answers["compiled"][section], probe_answers["pure"][section]
     assert _first_difference(compiled, pure) is None, _first_difference(compiled, pure)
@@ -204,6 +204,11 @@ def test_probe_inputs_reach_every_outcome(probe_answers: dict[str, dict[str, t.A
     assert answers["code_points"]["trimmed"][:4] == ["a", "a", "a", ""]
     traceparents = answers["traceparents"]["traceparent"]
     assert traceparents[0] is True and traceparents.count(False) > 100 and traceparents.count(True) > 10
+    placed = answers["code_points"]["plain_ascii_placed"]
+    assert placed == [list(range(0x20, 0x7F))] * len(placed)  # every place of a long value alike
+    hosts = answers["hosts"]["hosts"]
+    assert hosts[:3] == ["shop.example.com", "shop.example.com", ""] and hosts[-1] == "server.example"
+    assert "i̇stanbul.example" in hosts  # lower() of "İ" is two code points: the plain rule, not ASCII's
     buckets = answers["buckets"]["bucket_of"]
     assert len(buckets) == 100_000 and set(buckets) == set(range(100))
     for filename, requests in answers["decisions"].items():

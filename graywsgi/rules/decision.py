@@ -128,7 +128,8 @@ def request_facts(environ: WSGIEnvironment, context: GrayContext | None) -> Requ
     facts = RequestFacts.__new__(RequestFacts)  # _query and _cookies: None
     facts.environ = environ
     facts.context = context
-    facts.host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")).lower()
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+    facts.host = _capi.lowered(host) if cython.compiled else host.lower()  # the same text
     facts.path = str(environ.get("PATH_INFO", "") or "/")
     return facts
 
