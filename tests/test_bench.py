@@ -93,6 +93,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/run.py", ["--profile", "0"], "--profile: must be a finite number > 0"),
         ("bench/gunicorn_ab.py", ["--rounds", "0"], "--rounds: must be > 0"),
         ("bench/gunicorn_ab.py", ["--seconds", "two"], "--seconds: expected a whole number, got 'two'"),
+        ("bench/callgrind_steps.py", ["--requests", "5"], "--requests: must be at least 100"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: list[str], message: str) -> None:
@@ -192,3 +193,24 @@ def test_callgrind_quick_run_counts_instructions_per_request() -> None:
     # with the bench loop; the chain does real work on top of it.
     assert 500 < floor < core
     assert report["requests"] == [200, 1200]
+
+
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="splits the compiled path's count: once per test run is enough")
+def test_callgrind_steps_split_the_compiled_chain() -> None:
+    import graywsgi.speedups
+
+    if not graywsgi.speedups.compiled():
+        pytest.skip("the compiled fast path is not built")
+    done = run_bench("bench/callgrind_steps.py", "--requests", "200", "--json", timeout=600)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    steps, route = report["steps"], report["route"]
+    assert report["requests"] == [200, 400]
+    # Every step of the request path was found and did some work; together
+    # with the rest they make the total, and the Router's parts make its step.
+    assert all(count > 0 for name, count in steps.items() if "handed to the server" not in name), steps
+    assert sum(steps.values()) == report["total"]
+    router = next(count for name, count in steps.items() if name.startswith("Router + Guard"))
+    assert sum(route.values()) == router
+    assert route["the rules' decision (match, hash bucket)"] > 0 and route["the environ snapshot for the retry"] > 0
