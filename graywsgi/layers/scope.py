@@ -256,7 +256,7 @@ class RequestScope:
     def __iter__(self) -> t.Iterator[bytes]:
         body = self.body
         if self.first is None and type(body) in _PLAIN_BODIES:
-            return iter(body)  # the server iterates the list itself
+            return iter(body)  # type: ignore[arg-type]  # a list or a tuple: the server iterates it itself
         return self
 
     def __next__(self) -> bytes:
