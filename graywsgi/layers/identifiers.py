@@ -105,11 +105,13 @@ _TRACE_BIT = BITS["trace_parent"]
 _GRAY_ID_KEY = IDENTIFIERS["gray_id"]
 _TRACE_KEY = IDENTIFIERS["trace_parent"]
 _GENERATED_ID = 1 << len(IDENTIFIERS)  # the request id was generated
-#: (environ key, slot, bit) of every identifier read as checked text;
-#: ``traceparent`` has a syntax of its own and is read after them.
-_TEXT_FIELDS = tuple(
-    (key, _SLOT[name], BITS[name]) for name, key in IDENTIFIERS.items() if name != "trace_parent"
-)
+#: The environ key and the slot of every identifier read as checked text,
+#: in :data:`IDENTIFIERS` order (the bit of the n-th is ``1 << n``);
+#: ``traceparent`` has a syntax of its own, comes last and is read after them.
+_TEXT_KEYS = tuple(key for name, key in IDENTIFIERS.items() if name != "trace_parent")
+_TEXT_SLOTS = tuple(_SLOT[name] for name in IDENTIFIERS if name != "trace_parent")
+if list(IDENTIFIERS)[-1] != "trace_parent":  # pragma: no cover - a check on this module's own tables
+    raise RuntimeError("trace_parent must be the last identifier: the text fields' bits are 1 << their index")
 
 #: Clients send the same few API versions over and over; parsing a range
 #: is far dearer than a cache lookup. Invalid text raises and is not cached.
@@ -287,8 +289,10 @@ class IdentifierReader:
         mask = failed = 0
         max_length = self.max_length
         gray_value = ""  # the gray id's value as sent, once it is accepted
-        for key, slot, bit in _TEXT_FIELDS:
-            raw = environ.get(key)
+        for index in range(len(_TEXT_KEYS)):
+            slot = _TEXT_SLOTS[index]
+            bit = 1 << index
+            raw = environ.get(_TEXT_KEYS[index])
             if raw is None:
                 continue
             if type(raw) is not str:
