@@ -419,7 +419,7 @@ class IdentifierReader:
     ) -> GrayContext:
         """The context from what :meth:`parse` (the failure bits ``failed``)
         and the resolvers found."""
-        failures: list[str] = []
+        failures: list[str] | None = None  # none failed: the usual case, no list
         if failed or resolver_failures:
             failures = [name for name, bit in BITS.items() if failed & bit]
             if resolver_failures:

@@ -58,6 +58,7 @@ cdef class Decider:
     cdef public bint key_is_gray_id
     cdef public object fallback_key
 
+    @cython.locals(compiled=CompiledRule)
     cpdef CompiledRule match(self, RequestFacts facts)
     @cython.locals(edge=cython.double, point=cython.double, weight=cython.double, i=cython.Py_ssize_t)
     cpdef decide(self, RequestFacts facts, canary_weight, plan_weight, rng)
