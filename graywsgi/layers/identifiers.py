@@ -102,7 +102,6 @@ BITS: t.Mapping[str, int] = {name: 1 << index for index, name in enumerate(IDENT
 _GRAY_ID_BIT = BITS["gray_id"]
 _API_VERSION_BIT = BITS["api_version"]
 _TRACE_BIT = BITS["trace_parent"]
-_GRAY_ID_KEY = IDENTIFIERS["gray_id"]
 _TRACE_KEY = IDENTIFIERS["trace_parent"]
 _GENERATED_ID = 1 << len(IDENTIFIERS)  # the request id was generated
 #: The environ key and the slot of every identifier read as checked text,
