@@ -207,10 +207,13 @@ def test_callgrind_steps_split_the_compiled_chain() -> None:
     report = json.loads(done.stdout)
     steps, route = report["steps"], report["route"]
     assert report["requests"] == [200, 400]
-    # Every step of the request path was found and did some work; together
-    # with the rest they make the total, and the Router's parts make its step.
+    # Every step of the request path was found and did some work, and the
+    # named steps claim most of it: a function renamed in the C code would
+    # drop its step to 0 and move its count into the unnamed rest.
     assert all(count > 0 for name, count in steps.items() if "handed to the server" not in name), steps
-    assert sum(steps.values()) == report["total"]
+    rest = steps["the entry points' own code, and calls too small to name"]
+    assert 0 <= rest < 0.2 * report["total"], steps
     router = next(count for name, count in steps.items() if name.startswith("Router + Guard"))
-    assert sum(route.values()) == router
-    assert route["the rules' decision (match, hash bucket)"] > 0 and route["the environ snapshot for the retry"] > 0
+    own = route["the step's own code, and calls too small to name"]
+    assert all(count > 0 for count in route.values()), route
+    assert own < 0.25 * router, route
