@@ -8,8 +8,9 @@ compiled fast path must be built)::
 
 ``bench/callgrind.py`` gives the chain's total per request; this splits
 it. The core chain (``bench/run.py``'s case: Extraction + Router + Guard,
-every request to the canary route, metrics off) runs under ``valgrind
---tool=callgrind`` with counting switched on only inside the request's
+every request to the canary route, metrics off), served by
+``bench/callgrind.py``'s child, runs under ``valgrind --tool=callgrind``
+with counting switched on only inside the request's
 three entry points -- the pipeline's WSGI call, the body's iteration and
 its ``close()`` -- so Python's start-up and the benchmark loop are not
 counted. ``callgrind_annotate --tree=calling`` then lists what each entry
@@ -68,16 +69,7 @@ ROUTE_STEPS = (
     ("the environ snapshot for the retry", ("PyDict_Copy",)),
     ("the application for the route", ("RouteStep_target",)),
 )
-_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?([*>])\s+(.*?)(?:\s+\((\d[\d,]*)x\))?(?:\s+\[.*\])?\s*$")
-
-
-def child(requests: int) -> None:
-    """Serve the core chain ``requests`` requests (what valgrind counts)."""
-    sys.path.insert(0, str(HERE))
-    import run  # bench/run.py
-
-    app = run.core_chain()
-    run.run_once(app, run.gray_environ(), requests)
+_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?([*>])\s+(.*?)(?:\s+\(\d[\d,]*x\))?(?:\s+\[.*\])?\s*$")
 
 
 def tree(requests: int, timeout: float) -> str:
@@ -86,7 +78,7 @@ def tree(requests: int, timeout: float) -> str:
         out = os.path.join(folder, "callgrind.out")
         command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                    *(f"--toggle-collect={name}" for name in ENTRY_POINTS),
-                   sys.executable, __file__, "--child", str(requests)]
+                   sys.executable, str(HERE / "callgrind.py"), "--child", "core", str(requests)]
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         env.pop("GRAYWSGI_PURE_PYTHON", None)
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -99,9 +91,9 @@ def tree(requests: int, timeout: float) -> str:
         return annotated.stdout
 
 
-def blocks(text: str) -> list[tuple[str, int, int, dict[str, int]]]:
-    """Each function of the tree: its symbol, inclusive count, calls and callees' inclusive counts."""
-    found: list[tuple[str, int, int, dict[str, int]]] = []
+def blocks(text: str) -> list[tuple[str, int, dict[str, int]]]:
+    """Each function of the tree: its symbol, inclusive count and callees' inclusive counts."""
+    found: list[tuple[str, int, dict[str, int]]] = []
     for line in text.splitlines():
         match = _LINE.match(line)
         if match is None:
@@ -109,11 +101,10 @@ def blocks(text: str) -> list[tuple[str, int, int, dict[str, int]]]:
         count, kind = int(match.group(1).replace(",", "")), match.group(2)
         symbol = match.group(3).rsplit(":", 1)[-1]
         if kind == "*":
-            found.append((symbol, count, 0, {}))
+            found.append((symbol, count, {}))
         elif found:
-            name, total, calls, called = found[-1]
+            called = found[-1][2]
             called[symbol] = called.get(symbol, 0) + count
-            found[-1] = (name, total, max(calls, int((match.group(4) or "0").replace(",", ""))), called)
     return found
 
 
@@ -128,7 +119,7 @@ def callees(text: str, caller: str) -> tuple[int, dict[str, int]]:
     if not matching:
         raise RuntimeError(f"{caller} is not in callgrind's output: is the compiled fast path built?")
     called: dict[str, int] = {}
-    for _, _, _, listed in matching:
+    for _, _, listed in matching:
         for symbol, count in listed.items():
             called[symbol] = called.get(symbol, 0) + count
     return max(block[1] for block in matching), called
@@ -192,11 +183,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=5_000, help="requests counted (default 5,000)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child is not None:
-        child(args.child)
-        return 0
     if args.requests < 100:
         parser.error("--requests: must be at least 100")
     result = run(args.requests)
