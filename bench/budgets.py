@@ -43,6 +43,15 @@ def instructions_note(instructions: dict[str, dict[str, int]] | None, mode: str,
     return f"; {counted[case]:,} instructions/request, x{counted[case] / counted[FLOOR]:.1f} the floor's"
 
 
+def cold_note(cold: dict[str, dict[str, float]] | None) -> str:
+    """``; 1,156 L2 misses/request with cold caches`` where bench/cold_cache.py counted the compiled chain."""
+    added = (cold or {}).get(COMPILED)
+    if not added:
+        return ""
+    return (f"; cold caches: +{added['L2 misses, code'] + added['L2 misses, data']:,.0f} L2 misses/request"
+            f" (bench/cold_cache.py)")
+
+
 def chain_rows(chain: dict[str, dict[str, float]], instructions: dict[str, dict[str, int]] | None,
                main: dict[str, float], main_path: str) -> list[Row]:
     """The core chain's in-process budgets, for each path (``chain``: mode -> case -> median ns;
@@ -79,12 +88,14 @@ def chain_rows(chain: dict[str, dict[str, float]], instructions: dict[str, dict[
 def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memory: list[dict[str, float]],
                 server: dict[str, t.Any] | None, in_worker: dict[str, t.Any] | None,
                 instructions: dict[str, dict[str, int]] | None, *, main_path: str,
-                server_note: str = "not run (--no-server)", scaling: dict[str, t.Any] | None = None) -> list[Row]:
+                server_note: str = "not run (--no-server)", scaling: dict[str, t.Any] | None = None,
+                cold: dict[str, dict[str, float]] | None = None) -> list[Row]:
     """(budget, limit, measured, passed); ``passed`` is ``None`` for what this run did not measure.
 
     :param main: the main run's medians (ns) by case.
     :param chain: mode -> the chain cases' medians (ns), from the main run and the other path's run.
     :param main_path: the path the main run timed (:data:`COMPILED` or :data:`PURE`).
+    :param cold: mode -> what the chain adds per request with cold caches (``bench/cold_cache.py``).
     """
     rows = chain_rows(chain, instructions, main, main_path)
     if PV_OURS in main:
@@ -110,11 +121,12 @@ def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memo
         ratio = server["ratios"][worker_class]
         added = server.get("added_us", {}).get(worker_class)
         text = f"{ratio * 100:.1f} % of plain Flask" + (f" (+{added:.1f} µs/request)" if added is not None else "")
+        text += cold_note(cold)
         rows.append((name, ">= 95 %", text, ratio >= 0.95))
     if in_worker:
         core = in_worker["variants"]["core chain"]["added_us"]
         rows.append(("core chain inside a gunicorn worker", "<= 8 µs",
-                     f"+{core:.1f} µs per call over Flask alone (bench/in_worker.py)", core <= 8))
+                     f"+{core:.1f} µs per call over Flask alone (bench/in_worker.py){cold_note(cold)}", core <= 8))
     else:
         rows.append(("core chain inside a gunicorn worker", "<= 8 µs", server_note, None))
     if memory:

@@ -737,6 +737,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--no-other-path", action="store_true",
                         help="time only the path this process runs (compiled or plain Python), not the other")
     parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts (bench/callgrind.py)")
+    parser.add_argument("--no-cold-cache", action="store_true",
+                        help="skip the cold-cache miss counts (bench/cold_cache.py)")
     parser.add_argument("--plot", metavar="PATH", help="write the per-layer / rule-scaling plot (PNG or SVG)")
     parser.add_argument("--profile", type=positive(int), nargs="?", const=200_000, metavar="REQUESTS",
                         help="cProfile the core chain and exit")
@@ -797,15 +799,21 @@ def main(argv: t.Sequence[str] | None = None) -> int:
 
         counted = callgrind.run(quick=args.quick, log=sys.stderr)
         instructions = counted["instructions"]
+    cold = None
+    if not args.no_cold_cache:
+        import cold_cache  # bench/cold_cache.py
+
+        cold = cold_cache.run(quick=args.quick, log=sys.stderr)
     if args.plot:
         draw_plot(results, args.plot, mode, chain)
     rows = budgets.budget_rows(medians, chain, memory, server, in_worker, instructions, main_path=mode,
-                               scaling=scaling)
+                               scaling=scaling, cold=cold["added"] if cold else None)
     floor = results[FLOOR]["median_ns"]
     if args.json:
         print(json.dumps({
             "path": mode, "cases": results, "other_path": {"path": other_mode, "cases": other_results},
             "memory": memory, "server": server, "in_worker": in_worker, "instructions": instructions,
+            "cold_cache": {k: v for k, v in cold.items() if k != "table"} if cold else None,
             "rule_scaling": scaling, "exporters": backends,
             "pinned": restore is not None,
             "budgets": [{"budget": b, "limit": lim, "measured": m, "pass": p} for b, lim, m, p in rows],
@@ -855,6 +863,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     if instructions is not None:
         print()
         print(counted["table"])
+    if cold is not None:
+        print()
+        print(cold["table"])
     print()
     print(budgets.summary(rows))
     return 0

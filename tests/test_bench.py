@@ -41,7 +41,7 @@ def run_bench(*arguments: str, timeout: float = 240) -> subprocess.CompletedProc
 
 def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     plot = tmp_path / "layers.png"
-    done = run_bench("bench/run.py", "--quick", "--no-callgrind", "--plot", str(plot))
+    done = run_bench("bench/run.py", "--quick", "--no-callgrind", "--no-cold-cache", "--plot", str(plot))
     assert done.returncode == 0, done.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000  # the plot was drawn
     out = done.stdout
@@ -196,6 +196,28 @@ def test_callgrind_quick_run_counts_instructions_per_request() -> None:
 
 
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="simulates both paths itself: once per test run is enough")
+def test_cold_cache_quick_run_counts_the_misses_the_chain_adds() -> None:
+    done = run_bench("bench/cold_cache.py", "--quick", "--json", timeout=900)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["requests"] == [30, 90]
+    mode = "compiled" if "compiled" in report["added"] else "pure Python"
+    floor, core = (report["per_request"][mode][name] for name in (
+        "bare WSGI (floor)", "core chain: Extraction + Router + Guard, metrics off"))
+    # Every request follows a Flask request and a sweep twice the simulated
+    # L2: the floor fetches its few lines again each time, the chain many more.
+    assert 0 < floor["L2 misses, code"] < core["L2 misses, code"]
+    assert floor["instructions"] < core["instructions"]
+    added = report["added"][mode]
+    assert added["L2 misses, code"] + added["L2 misses, data"] > 100, added
+    if mode == "compiled":  # the split found graywsgi's own functions (a renamed C symbol would drop it to 0)
+        assert 0 < added["L2 misses in graywsgi's code"] <= core["L2 misses, code"] + core["L2 misses, data"], added
+    else:
+        assert added["L2 misses in graywsgi's code"] == 0, added
+
+
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
                     reason="splits the compiled path's count: once per test run is enough")
 def test_callgrind_steps_split_the_compiled_chain() -> None:
     import graywsgi.speedups
@@ -217,3 +239,23 @@ def test_callgrind_steps_split_the_compiled_chain() -> None:
     own = route["the step's own code, and calls too small to name"]
     assert all(count > 0 for count in route.values()), route
     assert own < 0.25 * router, route
+
+
+def test_budget_summary_quotes_the_cold_cache_misses_beside_the_server_figures() -> None:
+    budgets = load_bench_module("budgets")
+    server = {"ratios": {"sync": 0.96, "gthread": 0.90}, "added_us": {"sync": 12.0, "gthread": 30.0}}
+    in_worker = {"variants": {"core chain": {"added_us": 9.5}}}
+    cold = {"compiled": {"L2 misses, code": 700.0, "L2 misses, data": 456.0}}
+    rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, in_worker,
+                               None, main_path=budgets.COMPILED, cold=cold)
+    by_name = {name: (measured, passed) for name, _limit, measured, passed in rows}
+    sync, gthread = (by_name[f"gunicorn req/s with core chain, {wc}"] for wc in ("sync", "gthread"))
+    assert sync == ("96.0 % of plain Flask (+12.0 µs/request); cold caches: +1,156 L2 misses/request"
+                    " (bench/cold_cache.py)", True)
+    assert gthread[1] is False and gthread[0].endswith("+1,156 L2 misses/request (bench/cold_cache.py)")
+    measured, passed = by_name["core chain inside a gunicorn worker"]
+    assert passed is False and measured.startswith("+9.5 µs per call") and "+1,156 L2 misses" in measured
+    # Without the count (--no-cold-cache), no note.
+    rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, in_worker,
+                               None, main_path=budgets.COMPILED)
+    assert all("L2 misses" not in measured for _name, _limit, measured, _passed in rows)

@@ -1,0 +1,189 @@
+"""Cache misses per request when every request starts with cold caches: the core chain beside the bare floor.
+
+Run from the repository root (``valgrind`` is a Debian package)::
+
+    python bench/cold_cache.py            # compiled and plain Python, 100 and 400 requests
+    python bench/cold_cache.py --quick    # the compiled path only, 30 and 90 requests (smoke run)
+
+``bench/callgrind.py`` counts what the chain executes; this counts what it
+has to fetch. In process, the benchmark loop serves the same request again
+and again, so the chain's code and data stay in the CPU's caches; inside a
+gunicorn worker every request follows the kernel's socket work, gunicorn's
+HTTP parsing and the application, which push them out, and the chain costs
+several times its in-process figure (``bench/in_worker.py``). This script
+gives that cost a measure that does not move with the machine's load:
+valgrind's cachegrind simulates a CPU's caches (first-level instruction and
+data caches of 32 KiB, 8-way, and a 512 KiB 8-way second level -- the
+sizes of the AMD and Intel server cores this benchmark has run on) and
+counts the misses. Before each request the child serves one Flask
+hello-world request (which evicts the first-level caches, as an
+application does) and reads one byte of every cache line of a 1 MiB buffer
+(which evicts the second level). A second-level miss is a line fetched
+from the shared L3 or memory: the chain's cold cost is about its misses
+times that latency.
+
+Each case runs in a fresh Python twice, with N1 and N2 requests after the
+same warm-up, and the cost of one request is the difference of the two
+totals divided by N2 - N1, as ``bench/callgrind.py`` does; the polluting
+work is the same in every case, so the chain's figure minus the floor's is
+what the chain adds. The split names the misses taken in graywsgi's
+compiled code (its functions, with what the C compiler inlined into them)
+apart from the rest (CPython, the C library). Every valgrind run is bounded
+by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import callgrind  # bench/callgrind.py: the cases, the modes and the compiled-path check
+
+#: Case name -> how bench/run.py builds it: the floor and the core chain.
+CASES = dict(list(callgrind.CASES.items())[:2])
+#: Requests served before the counted ones (the caches the chain keeps, warm).
+WARMUP = 100
+#: Bytes read between requests, one per cache line: twice the simulated second level.
+SWEEP = 1 << 20
+#: The simulated caches: size, associativity, line size.
+CACHES = {"I1": (32_768, 8, 64), "D1": (32_768, 8, 64), "LL": (524_288, 8, 64)}
+#: What cachegrind's summary names -> the key this script reports it as.
+EVENTS = {"I   refs": "instructions", "I1  misses": "L1i misses", "D1  misses": "L1d misses",
+          "LLi misses": "L2 misses, code", "LLd misses": "L2 misses, data"}
+#: A function of graywsgi's compiled modules, as Cython names it in the C code.
+OWN = re.compile(r"__pyx_|__Pyx_|graywsgi")
+
+
+def child(case: str, requests: int, warmup: int = WARMUP) -> None:
+    """Serve ``case`` ``warmup`` then ``requests`` requests, each after a Flask request and a sweep."""
+    import ab_app  # bench/ab_app.py: the Flask hello-world
+    import run  # bench/run.py
+
+    builders: dict[str, t.Callable[[], t.Any]] = {"floor": lambda: run.bare_app, "core": run.core_chain}
+    app = builders[case]()
+    flask = ab_app.hello()
+    environ = run.gray_environ()
+    sweep = bytearray(SWEEP)
+
+    def serve(count: int) -> None:
+        for _ in range(count):
+            run.run_once(flask, environ, 1)
+            sweep[::64]  # one byte of every cache line
+            run.run_once(app, environ, 1)
+
+    serve(warmup)
+    serve(requests)
+
+
+def simulate(case: str, requests: int, warmup: int, pure: str, timeout: float) -> dict[str, int]:
+    """Cachegrind's totals for one child run, and the misses in graywsgi's own code."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "cachegrind.out"
+        command = [
+            "valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--cachegrind-out-file={out}",
+            *(f"--{name}={size},{ways},{line}" for name, (size, ways, line) in CACHES.items()),
+            sys.executable, __file__, "--child", case, str(requests), str(warmup),
+        ]
+        env = {**os.environ, "GRAYWSGI_PURE_PYTHON": pure, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"valgrind run of {case} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        totals = {}
+        for event, key in EVENTS.items():
+            found = re.search(rf"{re.escape(event)}:\s*([\d,]+)", done.stderr)
+            if not found:
+                raise RuntimeError(f"no {event!r} in valgrind's output for {case}:\n{done.stderr[-2000:]}")
+            totals[key] = int(found.group(1).replace(",", ""))
+        totals["L2 misses in graywsgi's code"] = own_misses(out, timeout)
+    return totals
+
+
+def own_misses(out: Path, timeout: float) -> int:
+    """Second-level misses (code and data) taken in graywsgi's compiled functions."""
+    annotated = subprocess.run(
+        ["cg_annotate", "--auto=no", "--threshold=0", "--show=ILmr,DLmr,DLmw", str(out)],
+        capture_output=True, text=True, timeout=timeout, check=True,
+    ).stdout
+    own = 0
+    for line in annotated.splitlines():
+        row = re.match(r"\s*([\d,]+)(?: \([\s\d.]+%\))?\s+([\d,]+)(?: \([\s\d.]+%\))?\s+([\d,]+)(?: \([\s\d.]+%\))?\s+(\S.*)$",
+                       line)
+        if row and "PROGRAM TOTALS" not in line and OWN.search(row.group(4)):
+            own += sum(int(row.group(i).replace(",", "")) for i in (1, 2, 3))
+    return own
+
+
+def run(*, quick: bool = False, first: int | None = None, second: int | None = None,
+        log: t.TextIO | None = None, timeout: float = 900.0) -> dict[str, t.Any]:
+    """Misses per request for every case and mode; see the module docs."""
+    for tool in ("valgrind", "cg_annotate"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (Debian: apt-get install valgrind)")
+    first = first or (30 if quick else 100)
+    second = second or (90 if quick else 400)
+    if second <= first:
+        raise ValueError(f"the second run must serve more requests than the first ({first} >= {second})")
+    warmup = 30 if quick else WARMUP
+    modes = dict(callgrind.MODES)
+    if not callgrind.compiled_path_built():
+        del modes["compiled"]
+    if quick and "compiled" in modes:
+        modes = {"compiled": modes["compiled"]}
+    per_request: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
+    for mode, pure in modes.items():
+        for name, case in CASES.items():
+            low = simulate(case, first, warmup, pure, timeout)
+            high = simulate(case, second, warmup, pure, timeout)
+            per_request[mode][name] = {key: (high[key] - low[key]) / (second - first) for key in low}
+            if log:
+                print(f"cold cache, {mode}, {name}: {per_request[mode][name]}", file=log)
+    floor, core = CASES
+    added = {mode: {key: cases[core][key] - cases[floor][key] for key in cases[core]}
+             for mode, cases in per_request.items()}
+    return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "sweep_bytes": SWEEP, "per_request": per_request,
+            "added": added, "table": table(added, first, second)}
+
+
+def table(added: dict[str, dict[str, float]], first: int, second: int) -> str:
+    lines = [f"what the core chain adds per request with cold caches (valgrind --tool=cachegrind, simulated"
+             f" L1 32 KiB, L2 512 KiB; runs of {first:,} and {second:,} requests, each after a Flask request"
+             f" and a 1 MiB sweep)",
+             f"{'':34} " + " ".join(f"{mode:>12}" for mode in added)]
+    for key in [*EVENTS.values(), "L2 misses in graywsgi's code"]:
+        lines.append(f"{key:34} " + " ".join(f"{added[mode][key]:12,.0f}" for mode in added))
+    lines.append(f"{'L2 misses in all':34} " + " ".join(
+        f"{added[mode]['L2 misses, code'] + added[mode]['L2 misses, data']:12,.0f}" for mode in added))
+    return "\n".join(lines)
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the compiled path only, fewer requests")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("CASE", "REQUESTS", "WARMUP"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        case, requests, warmup = args.child
+        if case not in CASES.values() or not requests.isdigit() or not warmup.isdigit():
+            parser.error(f"--child takes one of {sorted(CASES.values())} and two numbers of requests")
+        child(case, int(requests), int(warmup))
+        return 0
+    result = run(quick=args.quick, log=sys.stderr)
+    print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2) if args.json else result["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
