@@ -4,6 +4,8 @@ Run from the repository root (``valgrind`` is a Debian package)::
 
     python bench/cold_cache.py            # compiled and plain Python, 100 and 400 requests
     python bench/cold_cache.py --quick    # the compiled path only, 30 and 90 requests (smoke run)
+    python bench/cold_cache.py --timed                 # the same loop timed, no valgrind
+    python bench/cold_cache.py --timed --idle-us 500   # ... with 0.5 ms asleep before each request
 
 ``bench/callgrind.py`` counts what the chain executes; this counts what it
 has to fetch. In process, the benchmark loop serves the same request again
@@ -24,7 +26,9 @@ times that latency.
 
 Each case runs in a fresh Python twice, with N1 and N2 requests after the
 same warm-up, and the cost of one request is the difference of the two
-totals divided by N2 - N1, as ``bench/callgrind.py`` does; the polluting
+totals divided by N2 - N1, as ``bench/callgrind.py`` does (the cyclic
+garbage collector off for the counted requests: Flask leaves cycles, and a
+collection landing in one run only would skew the difference); the polluting
 work is the same in every case, so the chain's figure minus the floor's is
 what the chain adds. The split names the misses taken in graywsgi's
 compiled code (its functions, with what the C compiler inlined into them)
@@ -35,6 +39,7 @@ by a timeout.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -50,6 +55,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import callgrind  # bench/callgrind.py: the cases, the modes and the compiled-path check
+from gunicorn_ab import positive_int  # bench/gunicorn_ab.py
 
 #: Case name -> how bench/run.py builds it: the floor and the core chain.
 CASES = dict(list(callgrind.CASES.items())[:2])
@@ -84,7 +90,64 @@ def child(case: str, requests: int, warmup: int = WARMUP) -> None:
             run.run_once(app, environ, 1)
 
     serve(warmup)
+    # Flask leaves reference cycles behind: with the collector on, a
+    # collection lands in one of the two runs and not the other, and moves
+    # the difference by thousands of instructions. Off for the counted part,
+    # in every case alike.
+    gc.collect()
+    gc.disable()
     serve(requests)
+
+
+def timed(*, rounds: int = 9, requests: int = 2_000, sweep_mib: int = 1, idle_us: int = 0,
+          log: t.TextIO | None = None) -> dict[str, t.Any]:
+    """The child's loop timed in this process, without valgrind: for each
+    case the median of one request's time (its call, body and close) after
+    a Flask request, a ``sweep_mib`` MiB sweep and ``idle_us`` µs asleep.
+    Rounds alternate the cases; the loop runs on one CPU where it can (as
+    bench/run.py's does). The real caches are not the simulated ones: a
+    sweep of 1 MiB leaves most lines in a large L2 or the L3. A worker
+    waiting for its next connection sleeps in the kernel; an idle gap lets
+    the host's other work take the caches, as it does then."""
+    import statistics
+    import time
+
+    import ab_app  # bench/ab_app.py
+    import run  # bench/run.py
+
+    apps = {name: {"floor": run.bare_app, "core": run.core_chain()}[case] for name, case in CASES.items()}
+    flask = ab_app.hello()
+    environ = run.gray_environ()
+    sweep = bytearray(sweep_mib << 20)
+    restore = None
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        restore = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {max(restore)})
+    medians: dict[str, list[float]] = {name: [] for name in apps}
+    try:
+        for index in range(rounds + 1):  # the first round warms up
+            for name, app in apps.items():
+                times = []
+                for _ in range(requests):
+                    run.run_once(flask, environ, 1)
+                    sweep[::64]
+                    if idle_us:
+                        time.sleep(idle_us / 1e6)
+                    times.append(run.run_once(app, environ, 1))
+                if index:
+                    medians[name].append(statistics.median(times) * 1e9)
+                    if log:
+                        print(f"cold cache, timed, {name}: {medians[name][-1]:,.0f} ns", file=log)
+    finally:
+        if restore is not None:
+            os.sched_setaffinity(0, restore)
+    floor, core = CASES
+    result = {name: statistics.median(values) for name, values in medians.items()}
+    added = result[core] - result[floor]
+    return {"sweep_mib": sweep_mib, "idle_us": idle_us, "rounds": rounds, "requests": requests, "median_ns": result, "added_ns": added,
+            "table": f"timed in process ({rounds} rounds of {requests:,} requests, each after a Flask request and a"
+                     f" {sweep_mib} MiB sweep{f', then {idle_us} µs asleep' if idle_us else ''}): floor {result[floor]:,.0f} ns, core chain {result[core]:,.0f} ns;"
+                     f" the chain adds {added:,.0f} ns"}
 
 
 def simulate(case: str, requests: int, warmup: int, pure: str, timeout: float) -> dict[str, int]:
@@ -172,6 +235,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the compiled path only, fewer requests")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--timed", action="store_true",
+                        help="time the same loop in this process instead (no valgrind): what the misses cost here")
+    parser.add_argument("--sweep-mib", type=positive_int, help="with --timed: MiB swept before each request (default 1)")
+    parser.add_argument("--idle-us", type=positive_int, help="with --timed: µs asleep before each request")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "REQUESTS", "WARMUP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -180,7 +247,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             parser.error(f"--child takes one of {sorted(CASES.values())} and two numbers of requests")
         child(case, int(requests), int(warmup))
         return 0
-    result = run(quick=args.quick, log=sys.stderr)
+    if not args.timed and (args.sweep_mib or args.idle_us):
+        parser.error("--sweep-mib and --idle-us go with --timed (the simulated caches are fixed)")
+    if args.timed:
+        result = timed(rounds=3 if args.quick else 9, requests=200 if args.quick else 2_000,
+                       sweep_mib=args.sweep_mib or 1, idle_us=args.idle_us or 0, log=sys.stderr)
+    else:
+        result = run(quick=args.quick, log=sys.stderr)
     print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2) if args.json else result["table"])
     return 0
 

@@ -6,6 +6,7 @@ client when ``wrk`` is not on the PATH)::
 
     python bench/gunicorn_ab.py            # 11 alternating A/B rounds of 3 s per worker class
     python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
+    python bench/gunicorn_ab.py --control  # also a second plain server A' in every round
 
 For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
 threads) both servers are started on free 127.0.0.1 ports, warmed up, then
@@ -23,7 +24,10 @@ rounds' own ratios: each round loads A and B back to back, so a round's
 B/A shares that moment's machine, where the ratio of the two medians can
 pair a quiet A round with a busy B round (in one run that morning single
 rounds ranged 2,086-3,130 req/s). The rounds' lowest and highest ratio
-are printed beside it. Every load run is
+are printed beside it. With ``--control`` (and in ``bench/run.py``'s
+full run) a second plain server A' is loaded in every round too, and
+A'/A, paired the same way, shows what the method reports for two
+identical servers: the error to read the verdict with. Every load run is
 bounded by a timeout, and the servers are stopped by process id (SIGTERM,
 then SIGKILL) whatever happens.
 """
@@ -198,7 +202,12 @@ def load_python(port: int, seconds: int, connections: int, cpu: int | None = Non
 
 def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
         worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None,
-        pin: bool = True) -> dict[str, t.Any]:
+        pin: bool = True, control: bool = False) -> dict[str, t.Any]:
+    """The A/B for each worker class; see the module docs.
+
+    :param control: also load a second plain server (A') in every round: its
+        paired ratio to A is what the method reports for two identical servers.
+    """
     rounds = rounds or (1 if quick else 11)
     seconds = seconds or (1 if quick else 3)
     tool = "wrk" if shutil.which("wrk") else "python"
@@ -209,14 +218,15 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     for worker_class in worker_classes:
         servers: dict[str, Server] = {}
         try:
-            for name in ("plain", "chained"):
-                servers[name] = Server(name, worker_class, server_cpu)
+            names = ("plain", "chained", "control") if control else ("plain", "chained")
+            for name in names:
+                servers[name] = Server("plain" if name == "control" else name, worker_class, server_cpu)
             if not quick:
                 for server in servers.values():
                     load(server.port, 1, connections, load_cpu)  # warm-up
-            runs: dict[str, list[float]] = {"plain": [], "chained": []}
+            runs: dict[str, list[float]] = {name: [] for name in names}
             for index in range(rounds):
-                order = ("plain", "chained") if index % 2 == 0 else ("chained", "plain")
+                order = names if index % 2 == 0 else names[::-1]
                 for name in order:
                     runs[name].append(load(servers[name].port, seconds, connections, load_cpu))
                     if log:
@@ -243,8 +253,15 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
         span = f"{low * 100:.1f}-{high * 100:.1f}%"
         lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {span:>13}"
                      f" {added_us:6.1f} µs   {spread}")
+    controls = {}
+    for worker_class, runs in samples.items():
+        if "control" in runs:
+            ratio, low, high, _added = paired(runs["plain"], runs["control"])
+            controls[worker_class] = ratio
+            lines.append(f"{worker_class} control: a second plain server A', A'/A {ratio * 100:.1f}%"
+                         f" (rounds {low * 100:.1f}-{high * 100:.1f}%): the method's own error for identical servers")
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
-            "samples": samples, "ratios": ratios, "added_us": added, "table": "\n".join(lines)}
+            "samples": samples, "ratios": ratios, "added_us": added, "controls": controls, "table": "\n".join(lines)}
 
 
 def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float, float, float, float]:
@@ -274,7 +291,7 @@ def positive_int(text: str) -> int:
 
 
 def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: t.Callable[..., dict[str, t.Any]],
-                 quick_help: str, rounds_help: str) -> int:
+                 quick_help: str, rounds_help: str, control_help: str | None = None) -> int:
     """The command line this script and ``bench/in_worker.py`` share: parse,
     ``run(...)`` under load, print the table (or ``--json``)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,10 +301,13 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
     parser.add_argument("--connections", type=positive_int, default=4)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
+    if control_help:
+        parser.add_argument("--control", action="store_true", help=control_help)
     args = parser.parse_args(argv)
     exit_on_sigterm()
+    options = {"control": True} if getattr(args, "control", False) else {}
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
-                 log=sys.stderr, pin=not args.no_pin)
+                 log=sys.stderr, pin=not args.no_pin, **options)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2))
     else:
@@ -297,7 +317,8 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
     return command_line(argv, description=__doc__, run=run, quick_help="1 round of 1 s per worker class",
-                        rounds_help="A/B rounds (default 11)")
+                        rounds_help="A/B rounds (default 11)",
+                        control_help="also load a second plain server each round (A'/A: the method's own error)")
 
 
 if __name__ == "__main__":

@@ -791,7 +791,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         import in_worker as in_worker_bench  # bench/in_worker.py
 
         gunicorn_ab.exit_on_sigterm()  # a stopped run still stops its servers
-        server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
+        server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin, control=not args.quick)
         in_worker = in_worker_bench.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
     instructions = None
     if not args.no_callgrind:

@@ -94,6 +94,9 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/gunicorn_ab.py", ["--rounds", "0"], "--rounds: must be > 0"),
         ("bench/gunicorn_ab.py", ["--seconds", "two"], "--seconds: expected a whole number, got 'two'"),
         ("bench/callgrind_steps.py", ["--requests", "5"], "--requests: must be at least 100"),
+        ("bench/cold_cache.py", ["--timed", "--sweep-mib", "0"], "--sweep-mib: must be > 0, got '0'"),
+        ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
+        ("bench/cold_cache.py", ["--idle-us", "500"], "--sweep-mib and --idle-us go with --timed"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: list[str], message: str) -> None:
@@ -217,6 +220,17 @@ def test_cold_cache_quick_run_counts_the_misses_the_chain_adds() -> None:
         assert added["L2 misses in graywsgi's code"] == 0, added
 
 
+def test_cold_cache_timed_run_times_the_same_loop_without_valgrind() -> None:
+    done = run_bench("bench/cold_cache.py", "--timed", "--quick", "--idle-us", "100", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["rounds"], report["requests"], report["sweep_mib"], report["idle_us"]) == (3, 200, 1, 100)
+    floor, core = (report["median_ns"][name] for name in (
+        "bare WSGI (floor)", "core chain: Extraction + Router + Guard, metrics off"))
+    assert 0 < floor < core  # the chain's work, on top of the floor's
+    assert report["added_ns"] == pytest.approx(core - floor)
+
+
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
                     reason="splits the compiled path's count: once per test run is enough")
 def test_callgrind_steps_split_the_compiled_chain() -> None:
@@ -259,3 +273,15 @@ def test_budget_summary_quotes_the_cold_cache_misses_beside_the_server_figures()
     rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, in_worker,
                                None, main_path=budgets.COMPILED)
     assert all("L2 misses" not in measured for _name, _limit, measured, _passed in rows)
+
+
+def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
+    done = run_bench("bench/gunicorn_ab.py", "--quick", "--control", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for worker_class in ("sync", "gthread"):
+        runs = report["samples"][worker_class]
+        assert len(runs["plain"]) == len(runs["chained"]) == len(runs["control"]) == 1
+        assert min(runs["control"]) > 0
+        # The control's verdict is the paired ratio of A' to A, as for B.
+        assert report["controls"][worker_class] == pytest.approx(runs["control"][0] / runs["plain"][0])
