@@ -160,7 +160,8 @@ def simulate(case: str, requests: int, warmup: int, pure: str, timeout: float) -
             sys.executable, __file__, "--child", case, str(requests), str(warmup),
         ]
         env = {**os.environ, "GRAYWSGI_PURE_PYTHON": pure, "PYTHONHASHSEED": "0"}
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
         if done.returncode != 0:
             raise RuntimeError(f"valgrind run of {case} failed ({done.returncode}):\n{done.stderr[-2000:]}")
         totals = {}
@@ -220,9 +221,9 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
 
 
 def table(added: dict[str, dict[str, float]], first: int, second: int) -> str:
-    lines = [f"what the core chain adds per request with cold caches (valgrind --tool=cachegrind, simulated"
-             f" L1 32 KiB, L2 512 KiB; runs of {first:,} and {second:,} requests, each after a Flask request"
-             f" and a 1 MiB sweep)",
+    lines = [(f"what the core chain adds per request with cold caches (valgrind --tool=cachegrind, simulated"
+              f" L1 32 KiB, L2 512 KiB; runs of {first:,} and {second:,} requests, each after a Flask request"
+              f" and a 1 MiB sweep)"),
              f"{'':34} " + " ".join(f"{mode:>12}" for mode in added)]
     for key in [*EVENTS.values(), "L2 misses in graywsgi's code"]:
         lines.append(f"{key:34} " + " ".join(f"{added[mode][key]:12,.0f}" for mode in added))

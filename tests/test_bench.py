@@ -264,8 +264,8 @@ def test_budget_summary_quotes_the_cold_cache_misses_beside_the_server_figures()
                                None, main_path=budgets.COMPILED, cold=cold)
     by_name = {name: (measured, passed) for name, _limit, measured, passed in rows}
     sync, gthread = (by_name[f"gunicorn req/s with core chain, {wc}"] for wc in ("sync", "gthread"))
-    assert sync == ("96.0 % of plain Flask (+12.0 µs/request); cold caches: +1,156 L2 misses/request"
-                    " (bench/cold_cache.py)", True)
+    expected = "96.0 % of plain Flask (+12.0 µs/request); cold caches: +1,156 L2 misses/request (bench/cold_cache.py)"
+    assert sync == (expected, True)
     assert gthread[1] is False and gthread[0].endswith("+1,156 L2 misses/request (bench/cold_cache.py)")
     measured, passed = by_name["core chain inside a gunicorn worker"]
     assert passed is False and measured.startswith("+9.5 µs per call") and "+1,156 L2 misses" in measured
