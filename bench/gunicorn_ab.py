@@ -256,7 +256,10 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     controls = {}
     for worker_class, runs in samples.items():
         if "control" in runs:
-            ratio, low, high, _added = paired(runs["plain"], runs["control"])
+            try:
+                ratio, low, high, _added = paired(runs["plain"], runs["control"])
+            except ValueError:  # a round served nothing, as for B above
+                ratio = low = high = math.nan
             controls[worker_class] = ratio
             lines.append(f"{worker_class} control: a second plain server A', A'/A {ratio * 100:.1f}%"
                          f" (rounds {low * 100:.1f}-{high * 100:.1f}%): the method's own error for identical servers")
