@@ -199,7 +199,7 @@ def test_callgrind_quick_run_counts_instructions_per_request() -> None:
 
 
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
-                    reason="simulates both paths itself: once per test run is enough")
+                    reason="simulates the compiled path (or the only one built): once per test run is enough")
 def test_cold_cache_quick_run_counts_the_misses_the_chain_adds() -> None:
     done = run_bench("bench/cold_cache.py", "--quick", "--json", timeout=900)
     assert done.returncode == 0, done.stderr
