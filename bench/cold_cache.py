@@ -4,6 +4,7 @@ Run from the repository root (``valgrind`` is a Debian package)::
 
     python bench/cold_cache.py            # compiled and plain Python, 100 and 400 requests
     python bench/cold_cache.py --quick    # the compiled path only, 30 and 90 requests (smoke run)
+    python bench/cold_cache.py --functions 25          # ... and the 25 functions that add the most misses
     python bench/cold_cache.py --timed                 # the same loop timed, no valgrind
     python bench/cold_cache.py --timed --idle-us 500   # ... with 0.5 ms asleep before each request
 
@@ -150,8 +151,10 @@ def timed(*, rounds: int = 9, requests: int = 2_000, sweep_mib: int = 1, idle_us
                      f" the chain adds {added:,.0f} ns"}
 
 
-def simulate(case: str, requests: int, warmup: int, pure: str, timeout: float) -> dict[str, int]:
-    """Cachegrind's totals for one child run, and the misses in graywsgi's own code."""
+def simulate(case: str, requests: int, warmup: int, pure: str,
+             timeout: float) -> tuple[dict[str, int], dict[str, int]]:
+    """Cachegrind's totals for one child run (with the misses in graywsgi's
+    own code), and the L2 misses of each function."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "cachegrind.out"
         command = [
@@ -170,28 +173,53 @@ def simulate(case: str, requests: int, warmup: int, pure: str, timeout: float) -
             if not found:
                 raise RuntimeError(f"no {event!r} in valgrind's output for {case}:\n{done.stderr[-2000:]}")
             totals[key] = int(found.group(1).replace(",", ""))
-        totals["L2 misses in graywsgi's code"] = own_misses(out, timeout)
-    return totals
+        functions = function_misses(out, timeout)
+    totals["L2 misses in graywsgi's code"] = sum(count for name, count in functions.items() if OWN.search(name))
+    return totals, functions
 
 
-def own_misses(out: Path, timeout: float) -> int:
-    """Second-level misses (code and data) taken in graywsgi's compiled functions."""
+def function_misses(out: Path, timeout: float) -> dict[str, int]:
+    """Second-level misses (code and data) by function; code the C compiler
+    inlined from a header is counted with the function it was inlined into."""
     annotated = subprocess.run(
         ["cg_annotate", "--auto=no", "--threshold=0", "--show=ILmr,DLmr,DLmw", str(out)],
         capture_output=True, text=True, timeout=timeout, check=True,
     ).stdout
-    own = 0
+    misses: dict[str, int] = {}
     for line in annotated.splitlines():
         row = re.match(r"\s*([\d,]+)(?: \([\s\d.]+%\))?\s+([\d,]+)(?: \([\s\d.]+%\))?\s+([\d,]+)(?: \([\s\d.]+%\))?\s+(\S.*)$",
                        line)
-        if row and "PROGRAM TOTALS" not in line and OWN.search(row.group(4)):
-            own += sum(int(row.group(i).replace(",", "")) for i in (1, 2, 3))
-    return own
+        if row and "PROGRAM TOTALS" not in line:
+            name = row.group(4).split(" [", 1)[0].rsplit(":", 1)[-1]
+            misses[name] = misses.get(name, 0) + sum(int(row.group(i).replace(",", "")) for i in (1, 2, 3))
+    return misses
+
+
+def readable(function: str) -> str:
+    """``graywsgi.layers.identifiers.IdentifierReader_parse`` for Cython's
+    ``__pyx_f_8graywsgi_6layers_11identifiers_16IdentifierReader_parse``
+    (length-prefixed module path, then the name); other names unchanged."""
+    found = re.match(r"__pyx_([a-z]+(?:_[a-z]+)*)_(?=\d)", function)
+    if not found:
+        return function
+    parts, rest = [], function[found.end():]
+    while rest[:1].isdigit():
+        digits = re.match(r"\d+", rest).group()  # type: ignore[union-attr]  # rest starts with a digit
+        size = int(digits)
+        parts.append(rest[len(digits):len(digits) + size])
+        rest = rest[len(digits) + size:].removeprefix("_")  # the separator, not a name's own underscore
+    kind = found.group(1)
+    dotted = ".".join([*parts, rest] if rest else parts)
+    return dotted if kind == "f" else f"{dotted} ({kind})"
 
 
 def run(*, quick: bool = False, first: int | None = None, second: int | None = None,
-        log: t.TextIO | None = None, timeout: float = 900.0) -> dict[str, t.Any]:
-    """Misses per request for every case and mode; see the module docs."""
+        log: t.TextIO | None = None, timeout: float = 900.0, functions: int = 0) -> dict[str, t.Any]:
+    """Misses per request for every case and mode; see the module docs.
+
+    :param functions: also list this many functions with the most L2
+        misses the chain adds (its misses there minus the floor's).
+    """
     for tool in ("valgrind", "cg_annotate"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed (Debian: apt-get install valgrind)")
@@ -206,18 +234,33 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
     if quick and "compiled" in modes:
         modes = {"compiled": modes["compiled"]}
     per_request: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
+    by_function: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
     for mode, pure in modes.items():
         for name, case in CASES.items():
-            low = simulate(case, first, warmup, pure, timeout)
-            high = simulate(case, second, warmup, pure, timeout)
+            low, low_functions = simulate(case, first, warmup, pure, timeout)
+            high, high_functions = simulate(case, second, warmup, pure, timeout)
             per_request[mode][name] = {key: (high[key] - low[key]) / (second - first) for key in low}
+            by_function[mode][name] = {
+                function: (high_functions.get(function, 0) - low_functions.get(function, 0)) / (second - first)
+                for function in {*low_functions, *high_functions}
+            }
             if log:
                 print(f"cold cache, {mode}, {name}: {per_request[mode][name]}", file=log)
     floor, core = CASES
     added = {mode: {key: cases[core][key] - cases[floor][key] for key in cases[core]}
              for mode, cases in per_request.items()}
-    return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "sweep_bytes": SWEEP, "per_request": per_request,
-            "added": added, "table": table(added, first, second)}
+    top: dict[str, list[tuple[str, float]]] = {}
+    if functions:
+        for mode, cases in by_function.items():
+            diff = {function: count - cases[floor].get(function, 0) for function, count in cases[core].items()}
+            top[mode] = [(readable(function), count)
+                         for function, count in sorted(diff.items(), key=lambda item: -item[1])[:functions]]
+    text = table(added, first, second)
+    for mode, rows in top.items():
+        text += f"\n\nthe {len(rows)} functions with the most L2 misses the chain adds, {mode}:\n" + "\n".join(
+            f"{count:10,.1f}  {function}" for function, count in rows)
+    return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "sweep_bytes": SWEEP,
+            "per_request": per_request, "added": added, "functions": top, "table": text}
 
 
 def table(added: dict[str, dict[str, float]], first: int, second: int) -> str:
@@ -240,6 +283,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                         help="time the same loop in this process instead (no valgrind): what the misses cost here")
     parser.add_argument("--sweep-mib", type=positive_int, help="with --timed: MiB swept before each request (default 1)")
     parser.add_argument("--idle-us", type=positive_int, help="with --timed: µs asleep before each request")
+    parser.add_argument("--functions", type=positive_int, metavar="N",
+                        help="also list the N functions with the most L2 misses the chain adds")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "REQUESTS", "WARMUP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -250,11 +295,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return 0
     if not args.timed and (args.sweep_mib or args.idle_us):
         parser.error("--sweep-mib and --idle-us go with --timed (the simulated caches are fixed)")
+    if args.timed and args.functions:
+        parser.error("--functions goes with the simulated run, not --timed")
     if args.timed:
         result = timed(rounds=3 if args.quick else 9, requests=200 if args.quick else 2_000,
                        sweep_mib=args.sweep_mib or 1, idle_us=args.idle_us or 0, log=sys.stderr)
     else:
-        result = run(quick=args.quick, log=sys.stderr)
+        result = run(quick=args.quick, log=sys.stderr, functions=args.functions or 0)
     print(json.dumps({k: v for k, v in result.items() if k != "table"}, indent=2) if args.json else result["table"])
     return 0
 

@@ -97,6 +97,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/cold_cache.py", ["--timed", "--sweep-mib", "0"], "--sweep-mib: must be > 0, got '0'"),
         ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
         ("bench/cold_cache.py", ["--idle-us", "500"], "--sweep-mib and --idle-us go with --timed"),
+        ("bench/cold_cache.py", ["--timed", "--functions", "5"], "--functions goes with the simulated run"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: list[str], message: str) -> None:
@@ -201,7 +202,7 @@ def test_callgrind_quick_run_counts_instructions_per_request() -> None:
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
                     reason="simulates the compiled path (or the only one built): once per test run is enough")
 def test_cold_cache_quick_run_counts_the_misses_the_chain_adds() -> None:
-    done = run_bench("bench/cold_cache.py", "--quick", "--json", timeout=900)
+    done = run_bench("bench/cold_cache.py", "--quick", "--functions", "12", "--json", timeout=900)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["requests"] == [30, 90]
@@ -214,8 +215,12 @@ def test_cold_cache_quick_run_counts_the_misses_the_chain_adds() -> None:
     assert floor["instructions"] < core["instructions"]
     added = report["added"][mode]
     assert added["L2 misses, code"] + added["L2 misses, data"] > 100, added
+    top = report["functions"][mode]
+    assert len(top) == 12 and [count for _name, count in top] == sorted((count for _name, count in top), reverse=True)
     if mode == "compiled":  # the split found graywsgi's own functions (a renamed C symbol would drop it to 0)
         assert 0 < added["L2 misses in graywsgi's code"] <= core["L2 misses, code"] + core["L2 misses, data"], added
+        # The functions that add the most misses are the request path's, named by their Python path.
+        assert sum(name.startswith("graywsgi.layers.") for name, _count in top) >= 3, top
     else:
         assert added["L2 misses in graywsgi's code"] == 0, added
 
@@ -285,3 +290,15 @@ def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
         assert min(runs["control"]) > 0
         # The control's verdict is the paired ratio of A' to A, as for B.
         assert report["controls"][worker_class] == pytest.approx(runs["control"][0] / runs["plain"][0])
+
+
+@pytest.mark.parametrize(("function", "shown"), [
+    ("__pyx_f_8graywsgi_6layers_11identifiers_16IdentifierReader_parse",
+     "graywsgi.layers.identifiers.IdentifierReader.parse"),
+    ("__pyx_f_8graywsgi_6layers_8pipeline__new_exchange", "graywsgi.layers.pipeline._new_exchange"),
+    ("__pyx_tp_dealloc_8graywsgi_6layers_5scope_RequestScope", "graywsgi.layers.scope.RequestScope (tp_dealloc)"),
+    ("_PyType_Lookup", "_PyType_Lookup"),
+    ("__Pyx_PyObject_FastCallDict.constprop.0", "__Pyx_PyObject_FastCallDict.constprop.0"),
+])
+def test_cold_cache_names_cython_functions_by_their_python_path(function: str, shown: str) -> None:
+    assert load_bench_module("cold_cache").readable(function) == shown
