@@ -70,24 +70,48 @@ CACHES = {"I1": (32_768, 8, 64), "D1": (32_768, 8, 64), "LL": (524_288, 8, 64)}
 EVENTS = {"I   refs": "instructions", "I1  misses": "L1i misses", "D1  misses": "L1d misses",
           "LLi misses": "L2 misses, code", "LLd misses": "L2 misses, data"}
 #: A function of graywsgi's compiled modules, as Cython names it in the C code.
-OWN = re.compile(r"__pyx_|__Pyx_|graywsgi")
+OWN = re.compile(r"__pyx_|__Pyx_")
+
+
+def build(case: str) -> t.Any:
+    """The WSGI application of ``case`` (a value of :data:`CASES`), as bench/run.py builds it."""
+    import run  # bench/run.py
+
+    return run.bare_app if case == "floor" else run.core_chain()
+
+
+def cooler(sweep_bytes: int, idle_us: int = 0) -> t.Callable[[], None]:
+    """What runs before each request: a Flask hello-world request, one byte
+    read from every cache line of a ``sweep_bytes`` buffer, ``idle_us`` µs asleep."""
+    import time
+
+    import ab_app  # bench/ab_app.py: the Flask hello-world
+    import run  # bench/run.py
+
+    flask = ab_app.hello()
+    environ = run.gray_environ()
+    sweep = bytearray(sweep_bytes)
+
+    def cool() -> None:
+        run.run_once(flask, environ, 1)
+        sweep[::64]  # one byte of every cache line
+        if idle_us:
+            time.sleep(idle_us / 1e6)
+
+    return cool
 
 
 def child(case: str, requests: int, warmup: int = WARMUP) -> None:
     """Serve ``case`` ``warmup`` then ``requests`` requests, each after a Flask request and a sweep."""
-    import ab_app  # bench/ab_app.py: the Flask hello-world
     import run  # bench/run.py
 
-    builders: dict[str, t.Callable[[], t.Any]] = {"floor": lambda: run.bare_app, "core": run.core_chain}
-    app = builders[case]()
-    flask = ab_app.hello()
+    app = build(case)
     environ = run.gray_environ()
-    sweep = bytearray(SWEEP)
+    cool = cooler(SWEEP)
 
     def serve(count: int) -> None:
         for _ in range(count):
-            run.run_once(flask, environ, 1)
-            sweep[::64]  # one byte of every cache line
+            cool()
             run.run_once(app, environ, 1)
 
     serve(warmup)
@@ -111,29 +135,20 @@ def timed(*, rounds: int = 9, requests: int = 2_000, sweep_mib: int = 1, idle_us
     waiting for its next connection sleeps in the kernel; an idle gap lets
     the host's other work take the caches, as it does then."""
     import statistics
-    import time
 
-    import ab_app  # bench/ab_app.py
     import run  # bench/run.py
 
-    apps = {name: {"floor": run.bare_app, "core": run.core_chain()}[case] for name, case in CASES.items()}
-    flask = ab_app.hello()
+    apps = {name: build(case) for name, case in CASES.items()}
     environ = run.gray_environ()
-    sweep = bytearray(sweep_mib << 20)
-    restore = None
-    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
-        restore = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {max(restore)})
+    cool = cooler(sweep_mib << 20, idle_us)
+    restore = run.pin_to_one_cpu()
     medians: dict[str, list[float]] = {name: [] for name in apps}
     try:
         for index in range(rounds + 1):  # the first round warms up
             for name, app in apps.items():
                 times = []
                 for _ in range(requests):
-                    run.run_once(flask, environ, 1)
-                    sweep[::64]
-                    if idle_us:
-                        time.sleep(idle_us / 1e6)
+                    cool()
                     times.append(run.run_once(app, environ, 1))
                 if index:
                     medians[name].append(statistics.median(times) * 1e9)
@@ -145,10 +160,12 @@ def timed(*, rounds: int = 9, requests: int = 2_000, sweep_mib: int = 1, idle_us
     floor, core = CASES
     result = {name: statistics.median(values) for name, values in medians.items()}
     added = result[core] - result[floor]
-    return {"sweep_mib": sweep_mib, "idle_us": idle_us, "rounds": rounds, "requests": requests, "median_ns": result, "added_ns": added,
-            "table": f"timed in process ({rounds} rounds of {requests:,} requests, each after a Flask request and a"
-                     f" {sweep_mib} MiB sweep{f', then {idle_us} µs asleep' if idle_us else ''}): floor {result[floor]:,.0f} ns, core chain {result[core]:,.0f} ns;"
-                     f" the chain adds {added:,.0f} ns"}
+    asleep = f", then {idle_us} µs asleep" if idle_us else ""
+    table = (f"timed in process ({rounds} rounds of {requests:,} requests, each after a Flask request and a"
+             f" {sweep_mib} MiB sweep{asleep}): floor {result[floor]:,.0f} ns, core chain {result[core]:,.0f} ns;"
+             f" the chain adds {added:,.0f} ns")
+    return {"sweep_mib": sweep_mib, "idle_us": idle_us, "rounds": rounds, "requests": requests,
+            "median_ns": result, "added_ns": added, "table": table}
 
 
 def simulate(case: str, requests: int, warmup: int, pure: str,
