@@ -46,6 +46,7 @@ COMPILED_MODULES = (
     "graywsgi.layers.scope",
     "graywsgi.layers.pipeline",
     "graywsgi.layers.identifiers",
+    "graywsgi.layers.extraction_breaker",
     "graywsgi.layers.route_step",
     "graywsgi.metrics.step",
     "graywsgi.layers.guard",

@@ -5,7 +5,8 @@ from graywsgi.core.window cimport SlidingWindow
 
 cdef class RouteBreaker:
     cdef public object route
-    cdef public object policy
+    cdef object _policy
+    cdef public long long _min_requests
     cdef public object baseline
     cdef public SlidingWindow window
     cdef public tuple _listeners

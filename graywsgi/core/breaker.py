@@ -184,7 +184,7 @@ class RouteBreaker:
             if not isinstance(listener, BreakerListener):
                 raise ConfigurationError(f"listeners must be BreakerListener instances, got {listener!r}")
         self.route = route
-        self.policy = policy
+        self.policy = policy  # also sets _min_requests
         self.baseline = baseline
         if window is not None and not isinstance(window, SlidingWindow):
             raise ConfigurationError(f"window must be a SlidingWindow, got {window!r}")
@@ -200,6 +200,18 @@ class RouteBreaker:
 
     def __repr__(self) -> str:
         return f"RouteBreaker({self.route!r}, state={self._state.value})"
+
+    @property
+    def policy(self) -> BreakerPolicy:
+        """When it trips and how it recovers."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: BreakerPolicy) -> None:
+        self._policy = policy
+        # Read by record() for every request: kept beside the policy (a
+        # BreakerPolicy is frozen, so only a new policy changes it).
+        self._min_requests = policy.min_requests
 
     @property
     def state(self) -> BreakerState:
@@ -265,8 +277,15 @@ class RouteBreaker:
         if admission is _PASS:
             if self._state is not _CLOSED:
                 return  # admitted before the breaker opened: not this era's data
-            requests, errors, slow_calls = self.window._count(error, slow)
-            if requests < self.policy.min_requests or not (errors or slow_calls):
+            window = self.window
+            if type(window) is SlidingWindow:  # the usual window: no totals built unless there is something to judge
+                counted = window._count_to_judge(error, slow, self._min_requests)
+                if counted is None:
+                    return
+            else:
+                counted = window._count(error, slow)
+            requests, errors, slow_calls = counted
+            if requests < self._min_requests or not (errors or slow_calls):
                 return  # too few to judge, or nothing went wrong in the window
             totals = WindowTotals(requests, errors, slow_calls)
             reason = self._trip_reason(totals)

@@ -212,8 +212,29 @@ class SlidingWindow:
         with self._guard:
             return self._add(bucket, error, slow)
 
+    def _count_to_judge(self, error: bool, slow: bool, min_requests: int) -> tuple[int, int, int] | None:
+        """:meth:`_count`, returning the totals only when a breaker has to
+        judge them: at least ``min_requests`` requests, and an error or a
+        slow call among them. ``None`` otherwise -- the usual case, which
+        then builds no tuple. The breaker calls it on a window of exactly
+        this class; a subclass that counts elsewhere overrides :meth:`_count`."""
+        bucket = self._bucket_now()
+        if self._guard is None:
+            with self._mutex:
+                self._add_one(bucket, error, slow)
+                if self._total_requests < min_requests or not (self._total_errors or self._total_slow):
+                    return None
+                return self._total_requests, self._total_errors, self._total_slow
+        with self._guard:
+            return self._add(bucket, error, slow)
+
     def _add(self, bucket: int, error: bool, slow: bool) -> tuple[int, int, int]:
         """Count one request in ``bucket`` (lock held); the totals it leaves."""
+        self._add_one(bucket, error, slow)
+        return self._total_requests, self._total_errors, self._total_slow
+
+    def _add_one(self, bucket: int, error: bool, slow: bool) -> None:
+        """Count one request in ``bucket`` (lock held)."""
         if bucket > self._newest:
             self._expire(bucket)
         slot = self._slot
@@ -225,7 +246,6 @@ class SlidingWindow:
         if slow:
             self._slow[slot] += 1
             self._total_slow += 1
-        return self._total_requests, self._total_errors, self._total_slow
 
     def totals(self) -> WindowTotals:
         """The counts over the window as of now."""

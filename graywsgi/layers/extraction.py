@@ -189,6 +189,8 @@ class Extraction(Pipeline):
         strict_identifiers: bool = False,
     ) -> None:
         Pipeline.__init__(self, app)
+        if breaker is not None and not isinstance(breaker, ExtractionBreaker):
+            raise ConfigurationError(f"breaker must be an ExtractionBreaker, got {breaker!r}")
         self._reader = IdentifierReader(
             required_bits=0,
             max_length=256,

@@ -10,7 +10,9 @@ from graywsgi.core.window cimport LatencyWindow, SlidingWindow
 
 
 cdef class Guard:
-    cdef public object policy
+    cdef object _policy
+    cdef public double _slow_call_seconds
+    cdef public tuple _recent
     cdef public StateStore state
     cdef tuple _seen
     cdef public bint refuse_when_open
@@ -33,5 +35,6 @@ cdef class Guard:
     cpdef _adopt(self, RouteBreaker breaker, shared)
     cpdef retry_after(self, route)
     @cython.locals(took=cython.double, error=cython.bint, slow=cython.bint, latency=LatencyWindow)
+    @cython.locals(breaker=RouteBreaker, recent=tuple)
     cpdef outcome(self, route, admission, double started, status, bint raised)
     cpdef double now(self) except? -1.0

@@ -170,14 +170,34 @@ class Guard:
         self._latency: dict[str, LatencyWindow] = {}
         self._breakers: dict[str, RouteBreaker] = {}
         self._synced: dict[str, float] = {}
+        # The route admit() or outcome() looked up last, with its breaker and
+        # latency window: (route, breaker, latency), one assignment. Almost
+        # every canary request names the same route object (the rule set's),
+        # so the two lookups per request are mostly one identity check.
+        self._recent: tuple[t.Any, t.Any, t.Any] = (None, None, None)
         self._killed_seen = False
         self._lock = threading.Lock()
         # The last state admit() read, with what it needs of it:
         # (state, killed, routes or None).
         self._seen: tuple[RolloutState | None, bool, t.Mapping[str, RouteState] | None] = (None, False, None)
 
+    @property
+    def policy(self) -> BreakerPolicy:
+        """The breaker policy for every canary route."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: BreakerPolicy) -> None:
+        self._policy = policy
+        # Read by outcome() for every request: kept beside the policy (a
+        # BreakerPolicy is frozen, so only a new policy changes it).
+        self._slow_call_seconds = policy.slow_call_seconds
+
     def breaker(self, route: str) -> RouteBreaker:
         """The breaker of ``route``, created on first use."""
+        recent = self._recent
+        if (_capi.item(recent, 0) if cython.compiled else recent[0]) is route:
+            return _capi.item(recent, 1) if cython.compiled else recent[1]  # type: ignore[no-any-return]
         breaker = self._breakers.get(route)
         if breaker is None:
             with self._lock:
@@ -193,6 +213,7 @@ class Guard:
                     )
                     self._latency[route] = LatencyWindow(self.policy.window_buckets, 1.0, self._clock)
                     self._breakers[route] = breaker
+        self._recent = (route, breaker, self._latency[route])
         return breaker
 
     def latency(self, route: str) -> float | None:
@@ -266,14 +287,19 @@ class Guard:
             error = raised or status is None or status >= 500
         else:
             error = self.is_error(status, raised)
-        slow = took > self.policy.slow_call_seconds
+        slow = took > self._slow_call_seconds
         if admission is None:
             self.baseline_latency.record(took)
             self.baseline.record(error=error, slow=slow)
-        else:
-            latency: LatencyWindow = self._latency[route]
-            latency.record(took)
-            self.breaker(route).record(admission, error=error, slow=slow)
+            return
+        breaker = self.breaker(route)  # makes the route the recent one
+        recent = self._recent
+        if (_capi.item(recent, 1) if cython.compiled else recent[1]) is breaker:
+            latency: LatencyWindow = _capi.item(recent, 2) if cython.compiled else recent[2]
+        else:  # another thread made another route the recent one in between
+            latency = self._latency[route]
+        latency.record(took)
+        breaker.record(admission, error=error, slow=slow)
 
     def _failed(self, status: int | None) -> bool:
         """Whether a canary's chosen status is a failure worth a retry."""

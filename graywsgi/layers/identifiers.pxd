@@ -3,6 +3,7 @@
 cimport cython
 
 from graywsgi cimport _capi
+from graywsgi.layers.extraction_breaker cimport ExtractionBreaker
 
 
 cpdef bint valid_traceparent(str value) except -1
@@ -25,13 +26,14 @@ cdef class IdentifierReader:
     cdef public Py_ssize_t max_length
     cdef public object fallback_after
     cdef public tuple resolvers
-    cdef public object breaker
+    cdef public ExtractionBreaker breaker
     cdef public bint refuse_when_open
     cdef public object query_fallback
     cdef public object trust
     cdef public bint strict_identifiers
 
     cpdef context(self, dict environ)
+    @cython.locals(breaker=ExtractionBreaker)
     cpdef read(self, dict environ)
     @cython.locals(mask=cython.long, failed=cython.long, bit=cython.long, slot=cython.Py_ssize_t, value=str,
                    plain=cython.bint, gray_value=str, index=cython.Py_ssize_t)
