@@ -38,18 +38,19 @@ cdef inline object record_with(type record_type, object record, Py_ssize_t first
     cdef object changed = PyType_GenericAlloc(<PyTypeObject*>record_type, count)
     cdef object item
     for index in range(count):
-        if index == first:
-            item = a
-        elif index == first + 1:
-            item = b
-        elif index == first + 2:
-            item = c
-        elif index == first + 3:
-            item = d
-        else:
-            item = <object>PyTuple_GET_ITEM(record, index)
+        if first <= index < first + 4:
+            continue  # set below
+        item = <object>PyTuple_GET_ITEM(record, index)
         Py_INCREF(item)
         PyTuple_SET_ITEM(changed, index, item)
+    Py_INCREF(a)
+    PyTuple_SET_ITEM(changed, first, a)
+    Py_INCREF(b)
+    PyTuple_SET_ITEM(changed, first + 1, b)
+    Py_INCREF(c)
+    PyTuple_SET_ITEM(changed, first + 2, c)
+    Py_INCREF(d)
+    PyTuple_SET_ITEM(changed, first + 3, d)
     return changed
 
 
@@ -170,6 +171,19 @@ cdef inline object item(object record, Py_ssize_t index):
     # record[index], for a tuple or NamedTuple and an index inside it (a
     # NamedTuple's own indexing goes through a slot wrapper).
     return <object>PyTuple_GET_ITEM(record, index)
+
+
+from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.ref cimport Py_DECREF
+
+
+cdef inline void put(list items, Py_ssize_t index, object value) noexcept:
+    # items[index] = value, for an index inside the list (no bounds check;
+    # the old item is released after the new one is in place, as list does).
+    cdef object old = <object>PyList_GET_ITEM(items, index)
+    Py_INCREF(value)
+    PyList_SET_ITEM(items, index, value)
+    Py_DECREF(old)
 
 
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec

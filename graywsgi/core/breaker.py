@@ -94,14 +94,7 @@ from graywsgi.errors import ConfigurationError
 from graywsgi.core.breaker_state import BreakerState, IllegalTransition
 from graywsgi.core.window import SlidingWindow, WindowTotals
 
-__all__ = [
-    "RouteBreaker",
-    "BreakerPolicy",
-    "BreakerListener",
-    "BreakerState",
-    "Admission",
-    "IllegalTransition",
-]
+__all__ = ["RouteBreaker", "BreakerPolicy", "BreakerListener", "BreakerState", "Admission", "IllegalTransition"]
 
 logger = logging.getLogger("graywsgi.breaker")
 
@@ -209,9 +202,7 @@ class RouteBreaker:
     @policy.setter
     def policy(self, policy: BreakerPolicy) -> None:
         self._policy = policy
-        # Read by record() for every request: kept beside the policy (a
-        # BreakerPolicy is frozen, so only a new policy changes it).
-        self._min_requests = policy.min_requests
+        self._min_requests = policy.min_requests  # record() reads it per request; a BreakerPolicy is frozen
 
     @property
     def state(self) -> BreakerState:
@@ -277,17 +268,10 @@ class RouteBreaker:
         if admission is _PASS:
             if self._state is not _CLOSED:
                 return  # admitted before the breaker opened: not this era's data
-            window = self.window
-            if type(window) is SlidingWindow:  # the usual window: no totals built unless there is something to judge
-                counted = window._count_to_judge(error, slow, self._min_requests)
-                if counted is None:
-                    return
-            else:
-                counted = window._count(error, slow)
-            requests, errors, slow_calls = counted
-            if requests < self._min_requests or not (errors or slow_calls):
+            counted = self.window._count_to_judge(error, slow, self._min_requests)
+            if counted is None:
                 return  # too few to judge, or nothing went wrong in the window
-            totals = WindowTotals(requests, errors, slow_calls)
+            totals = WindowTotals(*counted)
             reason = self._trip_reason(totals)
             if reason is None:
                 return

@@ -53,6 +53,12 @@ def fnv1a_32(data: bytes | str) -> int:
 def _fnv1a_bytes(data: bytes) -> int:
     """:func:`fnv1a_32` of ``data`` (a ``bytes``); a C loop when compiled."""
     h = _OFFSET_BASIS
+    if cython.compiled:
+        # h is a C unsigned 32-bit int: the product wraps as ``& _MASK`` does
+        # (0x01000193 is _PRIME as a literal, so that the C compiler knows it).
+        for byte in data:
+            h = (h ^ byte) * 0x01000193
+        return h
     for byte in data:
         h = ((h ^ byte) * _PRIME) & _MASK
     return h

@@ -215,18 +215,20 @@ class SlidingWindow:
     def _count_to_judge(self, error: bool, slow: bool, min_requests: int) -> tuple[int, int, int] | None:
         """:meth:`_count`, returning the totals only when a breaker has to
         judge them: at least ``min_requests`` requests, and an error or a
-        slow call among them. ``None`` otherwise -- the usual case, which
-        then builds no tuple. The breaker calls it on a window of exactly
-        this class; a subclass that counts elsewhere overrides :meth:`_count`."""
-        bucket = self._bucket_now()
-        if self._guard is None:
+        slow call among them; ``None`` otherwise (the usual case: this
+        window then builds no tuple). A subclass's :meth:`_count` is used
+        as it is (a fleet-wide window counts elsewhere)."""
+        if type(self) is SlidingWindow and self._guard is None:
+            bucket = self._bucket_now()
             with self._mutex:
                 self._add_one(bucket, error, slow)
                 if self._total_requests < min_requests or not (self._total_errors or self._total_slow):
                     return None
                 return self._total_requests, self._total_errors, self._total_slow
-        with self._guard:
-            return self._add(bucket, error, slow)
+        requests, errors, slow_calls = self._count(error, slow)
+        if requests < min_requests or not (errors or slow_calls):
+            return None
+        return requests, errors, slow_calls
 
     def _add(self, bucket: int, error: bool, slow: bool) -> tuple[int, int, int]:
         """Count one request in ``bucket`` (lock held); the totals it leaves."""

@@ -77,6 +77,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REJECT = Admission.REJECT
 _MONOTONIC = time.monotonic
 _SHARED = "shared: "
+#: Guard._recent before any route was looked up: no route is this object.
+_NO_RECENT = (object(), None, None)
 
 
 def default_is_error(status: int | None, raised: bool) -> bool:
@@ -174,7 +176,7 @@ class Guard:
         # latency window: (route, breaker, latency), one assignment. Almost
         # every canary request names the same route object (the rule set's),
         # so the two lookups per request are mostly one identity check.
-        self._recent: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+        self._recent: tuple[t.Any, t.Any, t.Any] = _NO_RECENT
         self._killed_seen = False
         self._lock = threading.Lock()
         # The last state admit() read, with what it needs of it:

@@ -299,7 +299,7 @@ class IdentifierReader:
                 continue
             # As plain Python, trimmed() and plain_ascii() inline: a call costs more than the check.
             if cython.compiled:
-                value = trimmed(raw)
+                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw  # trimmed(), inline
                 plain = _capi.ascii_printable(value)
             else:
                 value = raw.strip(" \t")
@@ -308,8 +308,11 @@ class IdentifierReader:
                 continue  # an empty value counts as absent
             if len(value) > max_length:
                 failed |= bit
-            elif plain:
-                slots[slot] = value  # the usual SP..~ value: the fast form of the check
+            elif plain:  # the usual SP..~ value: the fast form of the check
+                if cython.compiled:
+                    _capi.put(slots, slot, value)  # slots[slot] = value; slot is in range
+                else:
+                    slots[slot] = value
                 mask |= bit
             else:
                 text = field_text(value)
@@ -350,7 +353,7 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
+            value = raw.strip(" \t") if not cython.compiled or _capi.needs_trim(raw) else raw
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
             if value and len(value) <= max_length and (
