@@ -209,14 +209,58 @@ cdef extern from "Python.h":
     char* PyOS_double_to_string(double value, char format_code, int precision, int flags, int* kind) except NULL
 
 
+cdef inline Py_ssize_t thousandths_text(double milliseconds, char* out) noexcept:
+    # b"%.3f" % milliseconds into `out` (32 bytes), without a call to the
+    # float formatter, where integers give the same text: above 0, below 1e9 ms,
+    # and not within 0.001 of a tie between two thousandths. There the
+    # product below is off the exact one by at most 2**-14 (it is below
+    # 1e12), so it rounds to the same thousandth. Returns the length, or 0
+    # when the caller must format the number itself.
+    cdef double scaled = milliseconds * 1000.0
+    cdef long long thousandths
+    cdef double rest
+    cdef char reverse[32]
+    cdef Py_ssize_t count = 0
+    cdef Py_ssize_t index
+    if not (0.0 < milliseconds < 1e9):  # also NaN, and -0.0 (which "%.3f" signs)
+        return 0
+    thousandths = <long long>scaled
+    rest = scaled - <double>thousandths
+    if 0.499 <= rest <= 0.501:
+        return 0
+    if rest > 0.5:
+        thousandths += 1
+    for index in range(3):  # the decimals, last first
+        reverse[count] = <char>(48 + thousandths % 10)
+        thousandths //= 10
+        count += 1
+    reverse[count] = b"."
+    count += 1
+    while True:  # the whole milliseconds, at least one digit
+        reverse[count] = <char>(48 + thousandths % 10)
+        thousandths //= 10
+        count += 1
+        if thousandths == 0:
+            break
+    for index in range(count):
+        out[index] = reverse[count - 1 - index]
+    return count
+
+
 cdef inline bytes timed_line(bytes head, double milliseconds, bytes tail):
     # head + b"%.3f" % milliseconds + tail, in one allocation
-    cdef char* number = PyOS_double_to_string(milliseconds, b"f", 3, 0, NULL)
-    cdef Py_ssize_t digits = strlen(number)
+    cdef char text[32]
+    cdef char* number = text
+    cdef char* formatted = NULL
+    cdef Py_ssize_t digits = thousandths_text(milliseconds, text)
     cdef Py_ssize_t head_size = PyBytes_GET_SIZE(head)
     cdef Py_ssize_t tail_size = PyBytes_GET_SIZE(tail)
     cdef bytes line
     cdef char* out
+    if digits == 0:
+        formatted = PyOS_double_to_string(milliseconds, b"f", 3, 0, NULL)
+        number = formatted
+        digits = strlen(formatted)
     try:
         line = PyBytes_FromStringAndSize(NULL, head_size + digits + tail_size)
         out = PyBytes_AS_STRING(line)
@@ -224,7 +268,8 @@ cdef inline bytes timed_line(bytes head, double milliseconds, bytes tail):
         memcpy(out + head_size, number, digits)
         memcpy(out + head_size + digits, PyBytes_AS_STRING(tail), tail_size)
     finally:
-        PyMem_Free(number)
+        if formatted != NULL:
+            PyMem_Free(formatted)
     return line
 
 

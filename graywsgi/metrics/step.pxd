@@ -15,6 +15,7 @@ cdef object _SOCKET
 cpdef str status_class(status, bint raised)
 cpdef str method_tag(dict environ)
 cpdef send_datagram(udp, bytes payload)
+cpdef bytes timed_datagram(bytes head, double milliseconds, bytes tail)
 
 
 cdef class MetricsStep(TimingStep):

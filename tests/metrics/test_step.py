@@ -240,3 +240,29 @@ def test_a_raising_socket_never_reaches_the_request() -> None:
     finally:
         metrics.sink.close()
         server.sock.close()
+
+
+def _times() -> list[float]:
+    """Times a request takes, and the awkward ones: ties between two
+    thousandths, values on either side of them, the formatter's own range's
+    edges (1e9 ms) and beyond it, zero, and what only a broken clock gives."""
+    import random
+
+    draw = random.Random(20261207)
+    times = [draw.uniform(0, 5) for _ in range(2_000)] + [draw.uniform(0, 5e9) for _ in range(500)]
+    times += [draw.expovariate(0.01) for _ in range(500)]
+    for thousandths in [0, 1, 5, 999, 1_000, 1_234, 99_999, 10**11, 10**12 - 1]:
+        for offset in [-0.5005, -0.5, -0.4995, -0.0001, 0.0, 0.0001, 0.4995, 0.5, 0.5005]:
+            times.append((thousandths + offset) / 1000)
+    times += [0.0005, 0.0015, 2.5, 1e9, 1e9 - 0.0005, 1e15, -0.0, -0.001, -3.7, float("inf"), float("nan")]
+    return times
+
+
+def test_timed_datagram_writes_the_time_as_percent_3f_does() -> None:
+    """The datagram's time is ``b"%.3f" % ms`` for every time, on both paths
+    (compiled, most are written without the float formatter)."""
+    from graywsgi.metrics.step import timed_datagram
+
+    head, tail = b"graywsgi.request:", b"|ms|#route:canary"
+    for milliseconds in _times():
+        assert timed_datagram(head, milliseconds, tail) == head + b"%.3f" % milliseconds + tail, milliseconds
