@@ -234,9 +234,11 @@ def _callables(value: object) -> tuple[t.Callable[..., t.Any], ...]:
     return tuple(found)
 
 
-def _keyword_object(factory: t.Callable[..., T], value: object) -> T:
-    """``factory(**value)``, with unknown fields reported by name."""
-    fields = _parameters(factory)
+def _keyword_object(factory: t.Callable[..., T], value: object, fields: tuple[str, ...] | None = None) -> T:
+    """``factory(**value)``, with unknown fields reported by name; ``fields``
+    names them where the signature cannot (a compiled class has none)."""
+    if fields is None:
+        fields = _parameters(factory)
     if not isinstance(value, t.Mapping):
         raise TypeError(f"must be a dict with fields from {', '.join(fields)}; got {value!r}")
     unknown = sorted(set(_mapping(value)) - set(fields))

@@ -207,10 +207,14 @@ def _optional_str(value: object) -> str | None:
     return value
 
 
+#: ExtractionBreaker's options (compiled, the class has no signature to read them from).
+EXTRACTION_BREAKER_FIELDS = ("failure_threshold", "slow_call", "open_for")
+
+
 def _extraction_breaker(value: object) -> ExtractionBreaker:
     if isinstance(value, ExtractionBreaker):
         return value
-    return _keyword_object(ExtractionBreaker, value)
+    return _keyword_object(ExtractionBreaker, value, EXTRACTION_BREAKER_FIELDS)
 
 
 # -- the route

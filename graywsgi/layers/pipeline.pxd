@@ -23,6 +23,7 @@ cdef class Exchange(RequestScope):
     cpdef restart(self)
 
 
+@cython.locals(exchange=Exchange)
 cdef Exchange _new_exchange(Pipeline pipeline, start_response)
 
 

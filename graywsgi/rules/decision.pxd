@@ -35,6 +35,7 @@ cdef class CompiledRule:
     cdef public double factor
     cdef public tuple versions
     cdef public tuple backends
+    cdef public tuple weights
     cdef public bytes salt
     cdef public bint percent
     cdef public tuple weighted

@@ -158,7 +158,7 @@ class CompiledRule:
         the request.
     """
 
-    __slots__ = ("rule", "name", "checks", "factor", "versions", "backends", "salt", "percent", "weighted",
+    __slots__ = ("rule", "name", "checks", "factor", "versions", "backends", "weights", "salt", "percent", "weighted",
                  "fallthrough")
 
     def __init__(
@@ -179,6 +179,7 @@ class CompiledRule:
         self.factor = factor
         self.versions = versions
         self.backends = backends
+        self.weights = tuple(float(backend.weight) for backend in backends)  # read per request
         self.salt = salt
         self.percent = percent
         self.weighted = weighted
@@ -282,9 +283,8 @@ class Decider:
                 edge = 0.0
                 name = compiled.name
                 for i in range(len(backends)):
-                    backend = backends[i]
-                    weight = backend.weight
-                    if plan_weight is not None and plan_weight[0] == name and plan_weight[1] == backend.cluster:
+                    weight = compiled.weights[i]
+                    if plan_weight is not None and plan_weight[0] == name and plan_weight[1] == backends[i].cluster:
                         weight = plan_weight[2]
                     if i == 0 and canary_weight is not None:
                         weight = canary_weight * 100

@@ -431,6 +431,22 @@ BAD_SETTINGS = [
 ]
 
 
+def test_extraction_breaker_settings_fields_are_its_constructor_options() -> None:
+    """GRAYWSGI_EXTRACTION_BREAKER's fields come from a list, not the
+    signature (compiled, the class has none): the list is the constructor's
+    options as its source declares them (``clock`` is never a setting)."""
+    import ast
+
+    from graywsgi.contrib.settings_layers import EXTRACTION_BREAKER_FIELDS
+
+    source = Path(__file__).resolve().parents[2] / "graywsgi" / "layers" / "extraction_breaker.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "ExtractionBreaker"]
+    (init,) = [node for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"]
+    options = [arg.arg for arg in init.args.args + init.args.kwonlyargs if arg.arg not in ("self", "clock")]
+    assert list(EXTRACTION_BREAKER_FIELDS) == options
+
+
 @pytest.mark.parametrize(
     "config, key, problem",
     [pytest.param(config, key, problem, id=f"{key} {problem}") for config, key, problem in BAD_SETTINGS],
