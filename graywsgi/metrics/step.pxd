@@ -11,6 +11,7 @@ cdef dict _STATUS_CLASSES
 cdef frozenset _ERROR_REASONS
 cdef Py_ssize_t _ROUTE, _VERSION, _LEVEL
 cdef object _SOCKET
+cdef object _FILENO
 
 cpdef str status_class(status, bint raised)
 cpdef str method_tag(dict environ)

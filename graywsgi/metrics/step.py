@@ -19,6 +19,7 @@ by Cython when the fast path is built (:mod:`graywsgi.speedups`).
 
 from __future__ import annotations
 
+import _socket
 import socket
 import time
 import typing as t
@@ -52,6 +53,9 @@ _VERSION = GrayContext._fields.index("version")
 _LEVEL = GrayContext._fields.index("degrade_level")
 _perf_counter = time.perf_counter
 _SOCKET = socket.socket
+#: ``sock.fileno()`` for a socket.socket, without looking the method up along
+#: the class's bases on every call (-1 once the socket is closed, as the method gives).
+_FILENO = _socket.socket.fileno
 
 
 def status_class(status: int | None, raised: bool) -> str:
@@ -80,7 +84,7 @@ def send_datagram(udp: t.Any, payload: bytes) -> None:
     sock = udp.sock
     if type(sock) is _SOCKET:
         if cython.compiled:
-            _capi.send_datagram(sock.fileno(), payload)
+            _capi.send_datagram(_FILENO(sock), payload)
         else:
             sock.send(payload)
     else:
