@@ -150,8 +150,8 @@ class Extraction(Pipeline):
         at most :data:`~graywsgi.layers.identifiers.MAX_IDENTIFIER_LENGTH`).
     :param fallback_after: failures that turn L1 into L2 (default 2).
     :param resolvers: callables run after parsing, under the breaker.
-    :param breaker: the extraction breaker; a default
-        :class:`ExtractionBreaker` (3 failures, 50 ms, 60 s) if omitted.
+    :param breaker: the extraction breaker (an :class:`ExtractionBreaker`);
+        a default one (3 failures, 50 ms, 60 s) if omitted.
     :param refuse_when_open: answer 503 instead of the fallback context
         while the breaker is open (default ``False``).
     :param query_fallback: the query parameter consulted when ``X-Gray-ID``
@@ -189,19 +189,19 @@ class Extraction(Pipeline):
         strict_identifiers: bool = False,
     ) -> None:
         Pipeline.__init__(self, app)
-        if breaker is not None and not isinstance(breaker, ExtractionBreaker):
-            raise ConfigurationError(f"breaker must be an ExtractionBreaker, got {breaker!r}")
         self._reader = IdentifierReader(
             required_bits=0,
             max_length=256,
             fallback_after=2,
             resolvers=(),
-            breaker=breaker if breaker is not None else ExtractionBreaker(),
+            breaker=ExtractionBreaker(),
             refuse_when_open=bool(refuse_when_open),
             query_fallback="gray_id",
             trust=None,
         )
         self._required: frozenset[str] = frozenset()
+        if breaker is not None:
+            self.breaker = breaker  # checked by the setter
         self.trust = trust
         self.required = required
         self.max_length = max_length
