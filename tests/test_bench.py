@@ -98,6 +98,9 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
         ("bench/cold_cache.py", ["--idle-us", "500"], "--sweep-mib and --idle-us go with --timed"),
         ("bench/cold_cache.py", ["--timed", "--functions", "5"], "--functions goes with the simulated run"),
+        ("bench/compare_builds.py", ["/nonexistent", "."], "/nonexistent: not a graywsgi checkout"),
+        ("bench/compare_builds.py", [".", ".", "--pairs", "0"], "--pairs: must be at least 1, got 0"),
+        ("bench/compare_builds.py", [".", ".", "--rounds", "many"], "--rounds: 'many' is not a whole number"),
     ],
 )
 def test_bad_arguments_are_refused_before_anything_runs(script: str, arguments: list[str], message: str) -> None:
@@ -302,3 +305,23 @@ def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
 ])
 def test_cold_cache_names_cython_functions_by_their_python_path(function: str, shown: str) -> None:
     assert load_bench_module("cold_cache").readable(function) == shown
+
+
+def test_compare_builds_alternates_two_checkouts_and_reports_their_ratio() -> None:
+    """The same checkout twice: two pairs of real processes, each case's
+    median over its floor for both, and the ratio of the two."""
+    done = run_bench("bench/compare_builds.py", ".", ".", "--pairs", "2", "--rounds", "2", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["first"] == result["second"] == str(ROOT)
+    for label in ("first", "second"):
+        for case in ("core chain", "core chain + Metrics"):
+            runs = result["runs_ns"][label][case]
+            assert len(runs) == 2 and all(ns > 0 for ns in runs)
+            assert min(runs) <= result["medians_ns"][label][case] <= max(runs)
+    for case in ("core chain", "core chain + Metrics"):
+        expected = result["medians_ns"]["second"][case] / result["medians_ns"]["first"][case]
+        assert result["ratio"][case] == pytest.approx(expected)
+    # Metrics' datagram costs something on top of the chain in every process.
+    assert all(m > c for m, c in zip(result["runs_ns"]["first"]["core chain + Metrics"],
+                                     result["runs_ns"]["first"]["core chain"]))
