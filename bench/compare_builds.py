@@ -29,6 +29,8 @@ import sys
 import typing as t
 from pathlib import Path
 
+from gunicorn_ab import positive_int  # bench/gunicorn_ab.py's: an int > 0, or a clear error
+
 #: What each child prints: the cases over the bare floor, in ns.
 CASES = ("core chain", "core chain + Metrics")
 
@@ -61,7 +63,7 @@ def measure(root: Path, rounds: int, target: float, timeout: float) -> dict[str,
     """One process on ``root``'s checkout: each case's ns over its floor."""
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(root), str(rounds), str(target)],
-        cwd=root, capture_output=True, text=True, timeout=timeout,
+        cwd=root, capture_output=True, text=True, timeout=timeout, check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the run on {root} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -88,8 +90,8 @@ def compare(first: Path, second: Path, *, pairs: int = 7, rounds: int = 7, targe
 
 
 def table(result: dict[str, t.Any]) -> str:
-    lines = [f"median over {result['pairs']} alternating pairs of processes ({result['rounds']} rounds each), "
-             "ns over each process's bare floor",
+    lines = [(f"median over {result['pairs']} alternating pairs of processes ({result['rounds']} rounds each), "
+              "ns over each process's bare floor"),
              f"{'case':24} {'first':>10} {'second':>10} {'second/first':>13}"]
     for case in CASES:
         lines.append(f"{case:24} {result['medians_ns']['first'][case]:10,.0f} "
@@ -105,22 +107,12 @@ def checkout(text: str) -> Path:
     return root
 
 
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: t.Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("first", type=checkout, help="the checkout to compare with (built in place)")
     parser.add_argument("second", type=checkout, help="the checkout under test (built in place)")
-    parser.add_argument("--pairs", type=positive, default=7, help="alternating pairs of processes (default 7)")
-    parser.add_argument("--rounds", type=positive, default=7, help="round-robin rounds per process (default 7)")
+    parser.add_argument("--pairs", type=positive_int, default=7, help="alternating pairs of processes (default 7)")
+    parser.add_argument("--rounds", type=positive_int, default=7, help="round-robin rounds per process (default 7)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = compare(args.first, args.second, pairs=args.pairs, rounds=args.rounds)

@@ -191,9 +191,7 @@ class Guard:
     @policy.setter
     def policy(self, policy: BreakerPolicy) -> None:
         self._policy = policy
-        # Read by outcome() for every request: kept beside the policy (a
-        # BreakerPolicy is frozen, so only a new policy changes it).
-        self._slow_call_seconds = policy.slow_call_seconds
+        self._slow_call_seconds = policy.slow_call_seconds  # outcome() reads it per request; a BreakerPolicy is frozen
 
     def breaker(self, route: str) -> RouteBreaker:
         """The breaker of ``route``, created on first use."""
