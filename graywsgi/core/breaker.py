@@ -99,6 +99,7 @@ __all__ = ["RouteBreaker", "BreakerPolicy", "BreakerListener", "BreakerState", "
 logger = logging.getLogger("graywsgi.breaker")
 
 _TOLERANCE = 1e-9
+_MAX_COUNT = 2**62  # no window counts this many requests: a larger min_requests is the same as this one
 
 
 class Admission(enum.Enum):
@@ -202,7 +203,7 @@ class RouteBreaker:
     @policy.setter
     def policy(self, policy: BreakerPolicy) -> None:
         self._policy = policy
-        self._min_requests = policy.min_requests  # record() reads it per request; a BreakerPolicy is frozen
+        self._min_requests = min(policy.min_requests, _MAX_COUNT)  # read per request; a BreakerPolicy is frozen
 
     @property
     def state(self) -> BreakerState:

@@ -3,7 +3,7 @@
 
 
 cdef class ExtractionBreaker:
-    cdef public long failure_threshold
+    cdef public object failure_threshold
     cdef public double slow_call
     cdef public double open_for
     cdef public object _clock

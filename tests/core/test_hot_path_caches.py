@@ -273,3 +273,19 @@ def test_guard_refuses_a_route_that_is_not_a_name_before_any_lookup(method: str)
     guard = Guard(clock=Clock())
     with pytest.raises(ConfigurationError, match="route must be a non-empty string"):
         getattr(guard, method)(None)
+
+
+def test_a_minimum_no_window_can_reach_is_accepted_and_never_trips() -> None:
+    """``min_requests`` and ``failure_threshold`` as large as Python ints go:
+    accepted on both paths (compiled, kept in C fields), and such a breaker
+    never trips however many requests fail."""
+    breaker = RouteBreaker("canary", BreakerPolicy(min_requests=10**30, error_rate=0.1), clock=Clock())
+    for _ in range(50):
+        breaker.record(breaker.admit(), error=True, slow=False)
+    assert breaker.state is CLOSED
+    assert breaker.policy.min_requests == 10**30
+    extraction_breaker = ExtractionBreaker(failure_threshold=10**30)
+    for _ in range(5):
+        extraction_breaker.record(extraction_breaker.admit(), failed=True, duration=0.0)
+    assert extraction_breaker.state is BreakerState.CLOSED
+    assert extraction_breaker.failure_threshold == 10**30
