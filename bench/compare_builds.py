@@ -8,66 +8,55 @@ Run from the repository root, with the other checkout built in place::
     python bench/compare_builds.py /tmp/before . --pairs 15 --json
 
 Timings from runs minutes apart on a shared machine cannot be compared;
-this alternates them instead. Each *pair* runs one fresh Python per
-checkout, one after the other (which goes first alternates): each process
-imports graywsgi from its checkout (checked), builds ``bench/run.py``'s
-cases -- the bare WSGI callable, the core chain, the core chain with
-Metrics sending to a UDP socket bound here -- pins itself to one CPU, and
-times ``--rounds`` round-robin rounds of each, reporting the median of
-each case over its own bare floor. The result is each checkout's median
-over the pairs and their ratio (second / first); below 1, the second is
-cheaper. Both checkouts run with this Python and their own ``bench/run.py``.
+this alternates them instead. Each *pair* runs each checkout's own
+``bench/run.py --only-chain`` (the chain's cases, as the full run times the
+other path's: pinned to one CPU, ``--rounds`` round-robin repetitions),
+one after the other, which goes first alternating; graywsgi is imported
+from that checkout (``PYTHONPATH``; checked). Of each process the core
+chain and the core chain with Metrics are taken over that process's own
+bare floor. The result is each checkout's median over the pairs and their
+ratio (second / first); below 1, the second is cheaper.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
-from gunicorn_ab import positive_int  # bench/gunicorn_ab.py's: an int > 0, or a clear error
+import run  # bench/run.py: the case names
+from gunicorn_ab import (
+    positive_int,  # bench/gunicorn_ab.py's: an int > 0, or a clear error
+)
 
-#: What each child prints: the cases over the bare floor, in ns.
+#: The cases compared, over the bare floor.
 CASES = ("core chain", "core chain + Metrics")
-
-CHILD = r"""
-import gc, json, socket, statistics, sys
-root, rounds, target = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-sys.path[:0] = [root, root + "/bench"]
-import graywsgi, run
-if not graywsgi.__file__.startswith(root):
-    raise SystemExit(f"graywsgi came from {graywsgi.__file__}, not from {root}")
-run.pin_to_one_cpu()
-environ = run.gray_environ()
-sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # Metrics' datagrams go here, never read
-sink.bind(("127.0.0.1", 0))
-apps = {"bare": run.bare_app, "core chain": run.core_chain(),
-        "core chain + Metrics": run.metrics_on(run.core_chain(), sink.getsockname()[1])}
-loops = {name: run.calibrate(app, environ, target) for name, app in apps.items()}
-times = {name: [] for name in apps}
-gc.disable()
-for _ in range(rounds):
-    for name, app in apps.items():
-        times[name].append(run.run_once(app, environ, loops[name]) / loops[name] * 1e9)
-floor = statistics.median(times["bare"])
-print(json.dumps({name: statistics.median(times[name]) - floor for name in apps if name != "bare"}))
-sink.close()
-"""
+#: Their names in ``bench/run.py --only-chain``'s report.
+REPORTED = {"core chain": run.CORE, "core chain + Metrics": run.CORE_METRICS}
 
 
 def measure(root: Path, rounds: int, target: float, timeout: float) -> dict[str, float]:
     """One process on ``root``'s checkout: each case's ns over its floor."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    found = subprocess.run([sys.executable, "-c", "import graywsgi; print(graywsgi.__file__)"],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
+    if not found.stdout.startswith(str(root / "graywsgi")):
+        raise RuntimeError(f"graywsgi is not imported from {root}: {found.stdout.strip() or found.stderr[-500:]}")
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), str(rounds), str(target)],
-        cwd=root, capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, str(root / "bench" / "run.py"), "--only-chain", "--json", "--repeat", str(rounds),
+         "--target", str(target)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the run on {root} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return t.cast(dict[str, float], json.loads(done.stdout.strip().splitlines()[-1]))
+    cases = json.loads(done.stdout)["cases"]
+    floor = cases[run.FLOOR]["median_ns"]
+    return {case: cases[name]["median_ns"] - floor for case, name in REPORTED.items()}
 
 
 def compare(first: Path, second: Path, *, pairs: int = 7, rounds: int = 7, target: float = 0.1,

@@ -24,7 +24,7 @@ cdef class SlidingWindow:
     cpdef record(self, bint error, bint slow)
     @cython.locals(bucket=cython.longlong)
     cpdef object _count(self, bint error, bint slow)
-    @cython.locals(bucket=cython.longlong)
+    @cython.locals(bucket=cython.longlong, requests=cython.longlong, errors=cython.longlong, slow_calls=cython.longlong)
     cdef object _count_to_judge(self, bint error, bint slow, long long min_requests)
     cdef tuple _add(self, long long bucket, bint error, bint slow)
     @cython.locals(slot=cython.Py_ssize_t)

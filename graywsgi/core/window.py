@@ -222,10 +222,9 @@ class SlidingWindow:
             bucket = self._bucket_now()
             with self._mutex:
                 self._add_one(bucket, error, slow)
-                if self._total_requests < min_requests or not (self._total_errors or self._total_slow):
-                    return None
-                return self._total_requests, self._total_errors, self._total_slow
-        requests, errors, slow_calls = self._count(error, slow)
+                requests, errors, slow_calls = self._total_requests, self._total_errors, self._total_slow
+        else:
+            requests, errors, slow_calls = self._count(error, slow)
         if requests < min_requests or not (errors or slow_calls):
             return None
         return requests, errors, slow_calls

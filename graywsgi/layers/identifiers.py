@@ -299,7 +299,7 @@ class IdentifierReader:
                 continue
             # As plain Python, trimmed() and plain_ascii() inline: a call costs more than the check.
             if cython.compiled:
-                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw  # trimmed(), inline
+                value = trimmed(raw)
                 plain = _capi.ascii_printable(value)
             else:
                 value = raw.strip(" \t")
@@ -353,7 +353,7 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = raw.strip(" \t") if not cython.compiled or _capi.needs_trim(raw) else raw
+            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
             if value and len(value) <= max_length and (
