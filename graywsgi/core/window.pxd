@@ -6,6 +6,9 @@ cimport cython
 from graywsgi cimport _capi
 
 
+cdef object _MONOTONIC
+
+
 cdef class SlidingWindow:
     cdef public Py_ssize_t buckets
     cdef public double bucket_seconds

@@ -9,6 +9,9 @@ from graywsgi.state.rollout_state cimport StateStore
 from graywsgi.core.window cimport LatencyWindow, SlidingWindow
 
 
+cdef object _MONOTONIC
+
+
 cdef class Guard:
     cdef object _policy
     cdef public double _slow_call_seconds

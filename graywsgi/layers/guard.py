@@ -292,11 +292,12 @@ class Guard:
             self.baseline_latency.record(took)
             self.baseline.record(error=error, slow=slow)
             return
-        breaker = self.breaker(route)  # makes the route the recent one
-        recent = self._recent
-        if (_capi.item(recent, 1) if cython.compiled else recent[1]) is breaker:
+        recent = self._recent  # one read: its three fields belong together
+        if (_capi.item(recent, 0) if cython.compiled else recent[0]) is route:  # admit() looked it up
+            breaker: RouteBreaker = _capi.item(recent, 1) if cython.compiled else recent[1]
             latency: LatencyWindow = _capi.item(recent, 2) if cython.compiled else recent[2]
-        else:  # another thread made another route the recent one in between
+        else:  # another route came in between (another thread), or admit() never saw this one
+            breaker = self.breaker(route)
             latency = self._latency[route]
         latency.record(took)
         breaker.record(admission, error=error, slow=slow)
