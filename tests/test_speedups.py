@@ -306,3 +306,33 @@ def test_wheel_built_without_a_compiler_runs_pure_python(tmp_path: Path) -> None
     ).splitlines()
     assert out[0].startswith(str(unpacked))
     assert out[1:] == ["pure Python", "99"]
+
+
+# -- how the extensions are built ------------------------------------------
+
+
+def _plt_calls(extension: Path) -> set[str]:
+    """The functions ``extension``'s code calls or jumps to through a PLT stub."""
+    listing = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(extension)], capture_output=True, text=True, check=True,
+        timeout=120,
+    ).stdout
+    return {line.rsplit("<", 1)[1].rstrip(">") for line in listing.splitlines()
+            if "@plt>" in line and ("call" in line or "jmp" in line) and not line.rstrip().endswith(":")}
+
+
+@needs_extensions
+@pytest.mark.skipif(PURE_PASS, reason="reads the compiled extensions")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("objdump") is None,
+                    reason="setup.py adds -fno-plt on Linux; objdump (binutils) reads the result")
+def test_extensions_call_cpython_without_plt_stubs() -> None:
+    # setup.py compiles with -fno-plt: a call into CPython goes through the
+    # global offset table, with no stub to fetch (docs/performance.md). What
+    # is left is the C runtime's own __cxa_finalize, called once at unload.
+    extensions = [path for name in speedups.COMPILED_MODULES for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                  if (path := (ROOT / Path(*name.split("."))).with_suffix(suffix)).exists()]
+    assert len(extensions) == len(speedups.COMPILED_MODULES)
+    stubs = {path.name: _plt_calls(path) - {"__cxa_finalize@plt"} for path in extensions}
+    assert {name: found for name, found in stubs.items() if found} == {}
+    # The check itself sees a PLT call where there is one (that one).
+    assert all("__cxa_finalize@plt" in _plt_calls(path) for path in extensions)
