@@ -44,7 +44,8 @@ def compile_args(compiler_type: str, platform: str) -> list[str]:
     CPython's functions through the global offset table instead of through
     a stub per function, one fewer jump and one fewer cache line per call
     when the caches are cold, as they are in a busy server
-    (docs/performance.md, "2026-12-07, morning: no call stubs").
+    (docs/performance.md, "2026-12-07, morning: a second host, and no call
+    stubs").
     """
     if compiler_type == "unix" and platform.startswith("linux"):
         return ["-fno-plt"]
