@@ -50,7 +50,10 @@ cdef class Pipeline:
     cdef public DecisionStep _decision
     cdef public Pipeline _innermost
 
+    # cdef, not cpdef: private, never overridden, and called on instances of
+    # Python subclasses (Extraction, Router, ...), for which a cpdef method
+    # would first look for an override in the instance's and type's dicts.
     @cython.locals(exchange=Exchange, scope=RequestScope, owner=cython.bint)
-    cpdef _call(self, dict environ, start_response)
-    cpdef _answer(self, Exchange exchange, bint owner, answer, dict environ)
-    cpdef _end_steps(self, Exchange exchange, bint raised)
+    cdef _call(self, dict environ, start_response)
+    cdef _answer(self, Exchange exchange, bint owner, answer, dict environ)
+    cdef _end_steps(self, Exchange exchange, bint raised)
