@@ -37,16 +37,18 @@ IN_CI = os.environ.get("CI") == "true"
 PURE_PASS = bool(os.environ.get(speedups.PURE_PYTHON_ENV))
 
 
-def _extensions_built() -> bool:
-    """Whether every compiled module has its extension file beside its source."""
+def _extension_files() -> list[Path]:
+    """The extension files beside the compiled modules' sources (one per built module)."""
+    found = []
     for name in speedups.COMPILED_MODULES:
         stem = ROOT / Path(*name.split("."))
-        if not any(stem.with_suffix(suffix).exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES):
-            return False
-    return True
+        found += [path for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                  if (path := stem.with_suffix(suffix)).exists()][:1]
+    return found
 
 
-BUILT = _extensions_built()
+#: Whether every compiled module has its extension file beside its source.
+BUILT = len(_extension_files()) == len(speedups.COMPILED_MODULES)
 needs_extensions = pytest.mark.skipif(
     not BUILT and not IN_CI, reason="the compiled fast path is not built here (no C compiler?)"
 )
@@ -331,8 +333,7 @@ def test_extensions_call_cpython_without_plt_stubs() -> None:
     # global offset table, with no stub to fetch (docs/performance.md); built
     # without it, every module calls _Py_Dealloc and the rest through stubs.
     # What may be left is the C runtime's own __cxa_finalize, run at unload.
-    extensions = [path for name in speedups.COMPILED_MODULES for suffix in importlib.machinery.EXTENSION_SUFFIXES
-                  if (path := (ROOT / Path(*name.split("."))).with_suffix(suffix)).exists()]
+    extensions = _extension_files()
     assert len(extensions) == len(speedups.COMPILED_MODULES)
     stubs = {path.name: _plt_calls(path) - {"__cxa_finalize@plt"} for path in extensions}
     assert {name: found for name, found in stubs.items() if found} == {}
