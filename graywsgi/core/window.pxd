@@ -50,12 +50,13 @@ cdef class LatencyWindow:
     cdef object _guard
     cdef public list _counts
     cdef public list _seconds
+    cdef public long long _newest_count
+    cdef public double _newest_seconds
     cdef public long long _newest
     cdef public Py_ssize_t _slot
 
     @cython.locals(bucket=cython.longlong)
     cpdef record(self, double seconds)
-    @cython.locals(slot=cython.Py_ssize_t)
     cdef _add(self, long long bucket, double seconds)
     cpdef mean(self)
     cdef tuple _sums(self, long long bucket)

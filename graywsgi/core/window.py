@@ -314,6 +314,13 @@ class LatencyWindow:
     :class:`SlidingWindow`. :meth:`record` is O(1) amortised; :meth:`mean`
     (used by rollout gates, rarely) is O(buckets).
 
+    The newest bucket's two sums are kept in two fields of their own, not in
+    the ring: :meth:`record`, which runs at the end of every canary
+    response, adds to two numbers (C numbers when compiled) instead of
+    reading and writing two list items. When time moves on to a newer
+    bucket, the two fields are written into the newest bucket's slot and
+    start again from zero; :meth:`mean` adds them to the ring's sums.
+
     >>> now = [0.0]
     >>> latency = LatencyWindow(buckets=10, clock=lambda: now[0])
     >>> latency.record(0.25); latency.record(0.75)
@@ -339,8 +346,10 @@ class LatencyWindow:
         if not cython.compiled:  # as in SlidingWindow
             self._mutex = threading.Lock()
         self._guard = None
-        self._counts = [0] * buckets
+        self._counts = [0] * buckets  # the ring; the newest bucket's slot stays 0 until it is folded in
         self._seconds = [0.0] * buckets
+        self._newest_count = 0  # the newest bucket's sums
+        self._newest_seconds = 0.0
         self._newest = int(clock() / self.bucket_seconds)
         self._slot = self._newest % buckets
 
@@ -370,9 +379,8 @@ class LatencyWindow:
         """Count one response in ``bucket`` (lock held)."""
         if bucket > self._newest:
             self._expire(bucket)
-        slot = self._slot
-        self._counts[slot] += 1
-        self._seconds[slot] += seconds
+        self._newest_count += 1
+        self._newest_seconds += seconds
 
     def mean(self) -> float | None:
         """Mean seconds per response in the window; ``None`` without any."""
@@ -388,10 +396,15 @@ class LatencyWindow:
     def _sums(self, bucket: int) -> tuple[int, float]:
         if bucket > self._newest:
             self._expire(bucket)
-        return sum(self._counts), sum(self._seconds)
+        return sum(self._counts) + self._newest_count, sum(self._seconds) + self._newest_seconds
 
     def _expire(self, bucket: int) -> None:
         """Make ``bucket`` the newest, emptying the slots it laps (lock held)."""
+        # The newest bucket so far becomes an ordinary slot of the ring.
+        self._counts[self._slot] = self._newest_count
+        self._seconds[self._slot] = self._newest_seconds
+        self._newest_count = 0
+        self._newest_seconds = 0.0
         if bucket - self._newest >= self.buckets:
             self._counts = [0] * self.buckets
             self._seconds = [0.0] * self.buckets
