@@ -1,9 +1,12 @@
-"""Helpers shared by the tests of graywsgi.core's route breaker modules."""
+"""Helpers shared by the tests of graywsgi.core's route breaker and window modules."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import typing as t
+
+import pytest
 
 from graywsgi.core.breaker import RouteBreaker
 from graywsgi.core.breaker_listener import BreakerListener
@@ -54,3 +57,12 @@ def make(
         **kwargs,
     )
     return breaker, clock, recorder
+
+
+@pytest.fixture
+def busy_switching() -> t.Iterator[None]:
+    """Make the interpreter switch threads as often as it can."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)

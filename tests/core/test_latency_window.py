@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-import sys
 import threading
-import typing as t
 
 import pytest
 
@@ -111,14 +109,6 @@ def test_random_steps_match_the_model(seed: int) -> None:
                 assert found is None
             else:
                 assert found == pytest.approx(expected)
-
-
-@pytest.fixture
-def busy_switching() -> t.Iterator[None]:
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(interval)
 
 
 def test_exact_sums_under_16_threads(busy_switching: None) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 import typing as t
@@ -38,15 +37,6 @@ def run_threads(count: int, target: t.Callable[[int], None]) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads)
-
-
-@pytest.fixture
-def busy_switching() -> t.Iterator[None]:
-    """Make the interpreter switch threads as often as it can."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(interval)
 
 
 # -- totals ---------------------------------------------------------------
