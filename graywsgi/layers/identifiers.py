@@ -289,17 +289,17 @@ class IdentifierReader:
         max_length = self.max_length
         gray_value = ""  # the gray id's value as sent, once it is accepted
         for index in range(len(_TEXT_KEYS)):
-            slot = _TEXT_SLOTS[index]
-            bit = 1 << index
             raw = environ.get(_TEXT_KEYS[index])
             if raw is None:
                 continue
+            bit = 1 << index
             if type(raw) is not str:
                 failed |= bit
                 continue
-            # As plain Python, trimmed() and plain_ascii() inline: a call costs more than the check.
+            slot = _TEXT_SLOTS[index]
+            # trimmed() and plain_ascii(), inline: a call costs more than the check.
             if cython.compiled:
-                value = trimmed(raw)
+                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw
                 plain = _capi.ascii_printable(value)
             else:
                 value = raw.strip(" \t")
@@ -353,7 +353,7 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
+            value = raw if cython.compiled and not _capi.needs_trim(raw) else raw.strip(" \t")
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
             if value and len(value) <= max_length and (
