@@ -173,6 +173,16 @@ cdef inline object item(object record, Py_ssize_t index):
     return <object>PyTuple_GET_ITEM(record, index)
 
 
+cdef extern from "Python.h":
+    object PyMethod_New(object function, object owner)  # Cython's cpython.method has Python 2's three arguments
+
+
+cdef inline object bound_method(object function, object owner):
+    # function.__get__(owner) for a function of owner's class: the bound
+    # method `owner.name` gives, without looking the name up along the MRO.
+    return PyMethod_New(function, owner)
+
+
 from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
 from cpython.ref cimport Py_DECREF
 

@@ -6,6 +6,7 @@ from graywsgi cimport _capi
 cdef dict _CODES
 cdef object _NOT_PARSED
 cdef object _END
+cdef object _WRITE
 cpdef object status_code(status)
 
 cdef object _bind(gray)

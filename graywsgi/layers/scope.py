@@ -171,6 +171,8 @@ class RequestScope:
             self.headers = headers
             self.exc_info = exc_info
             self.code = status_code(status)
+            if cython.compiled:  # self.write, without the attribute lookup along the MRO
+                return _capi.bound_method(_WRITE, self)
             return self.write
         self.code = status_code(status)
         return self.start_response(status, headers, exc_info)  # type: ignore[misc]
@@ -187,7 +189,9 @@ class RequestScope:
         return self.sent  # type: ignore[return-value]  # a server may return None; write() is then unusable
 
     def write(self, data: bytes) -> object:
-        """The legacy ``write()`` of a held status: commits it at once."""
+        """The legacy ``write()`` of a held status: commits it at once.
+        (Compiled, a held ``start_response`` returns this method bound
+        without looking it up: subclasses do not override it.)"""
         return self.commit()(data)
 
     def settle(self, iterable: t.Iterable[bytes], failed: t.Callable[[int | None], bool] | None) -> bool:
@@ -350,6 +354,9 @@ _FIELDS: dict[str, t.Any] = {
 if not cython.compiled:
     for _name, _value in _FIELDS.items():
         setattr(RequestScope, _name, _value)
+
+#: RequestScope.write, unbound: a held start_response returns it bound (compiled).
+_WRITE = RequestScope.write
 
 
 def _bind(gray: GrayContext) -> t.Any:
