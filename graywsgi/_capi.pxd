@@ -89,6 +89,20 @@ cdef inline bint needs_trim(str text) noexcept:
     return first == 0x20 or first == 0x09 or last == 0x20 or last == 0x09
 
 
+cdef inline object status_code_of(str status):
+    # The code of a status line: int(status[:3]) when its first three
+    # characters are ASCII digits, else None.
+    cdef unsigned int hundreds, tens, ones
+    if len(status) < 3:
+        return None
+    hundreds = <unsigned int>PyUnicode_READ_CHAR(status, 0) - 0x30
+    tens = <unsigned int>PyUnicode_READ_CHAR(status, 1) - 0x30
+    ones = <unsigned int>PyUnicode_READ_CHAR(status, 2) - 0x30
+    if hundreds > 9 or tens > 9 or ones > 9:  # unsigned: a character below "0" wraps round
+        return None
+    return <long>(hundreds * 100 + tens * 10 + ones)
+
+
 cdef inline object lowered(object text):
     # text.lower() for a str, without a new string when it is ASCII with no capital
     cdef const char* data
