@@ -18,7 +18,7 @@ cdef Py_ssize_t _API_VERSION_SLOT, _TRACE_SLOT
 cdef long _GRAY_ID_BIT, _API_VERSION_BIT, _TRACE_BIT, _GENERATED_ID
 cdef list _TEMPLATE
 cdef tuple _TEXT_KEYS, _TEXT_SLOTS
-cdef dict _UNTRUSTED_SOURCES
+cdef list _UNTRUSTED_SOURCES
 
 
 cdef class IdentifierReader:
@@ -38,4 +38,5 @@ cdef class IdentifierReader:
     @cython.locals(mask=cython.long, failed=cython.long, bit=cython.long, slot=cython.Py_ssize_t, value=str,
                    plain=cython.bint, gray_value=str, index=cython.Py_ssize_t)
     cpdef long parse(self, dict environ, verdict, list slots) except? -1
+    @cython.locals(mask=cython.long)
     cpdef finish(self, list slots, long failed, resolver_failures, verdict, resolved)

@@ -157,8 +157,11 @@ def _sources(verdict: Source, mask: int) -> t.Mapping[str, Source]:
     return found
 
 
-#: Untrusted requests (no trust policy): presence bits -> ``sources``.
-_UNTRUSTED_SOURCES: dict[int, t.Mapping[str, Source]] = {}
+#: Untrusted requests (no trust policy): ``sources`` at the index of the
+#: presence bits (with the generated-id bit: below ``2 * _GENERATED_ID``),
+#: ``None`` until first needed. A list: indexing it costs less than hashing
+#: the bits for a dict.
+_UNTRUSTED_SOURCES: list[t.Mapping[str, Source] | None] = [None] * (2 * _GENERATED_ID)
 
 _FALLBACK_SOURCES: t.Mapping[str, Source] = types.MappingProxyType(
     {"request_id": Source.FALLBACK, "tenant": Source.FALLBACK, "role": Source.FALLBACK}
@@ -436,7 +439,7 @@ class IdentifierReader:
             slots[_REQUEST_ID] = new_request_id()
             mask |= _GENERATED_ID
         if verdict is _UNTRUSTED:
-            sources = _UNTRUSTED_SOURCES.get(mask)
+            sources = _UNTRUSTED_SOURCES[mask]
             if sources is None:
                 sources = _UNTRUSTED_SOURCES[mask] = _sources(verdict, mask)
         else:
