@@ -85,7 +85,7 @@ def status_code(status: str) -> int | None:
     """``"503 Service Unavailable"`` -> 503; ``None`` if malformed (the
     first three characters are not ASCII digits)."""
     if cython.compiled and type(status) is str:  # three characters read in C: no cache needed
-        return _capi.status_code_of(status)  # type: ignore[no-any-return]
+        return _capi.status_code_of(status)
     code = _CODES.get(status, _NOT_PARSED)
     if code is _NOT_PARSED:
         head = status[:3]
