@@ -300,9 +300,9 @@ class IdentifierReader:
                 failed |= bit
                 continue
             slot = _TEXT_SLOTS[index]
-            # trimmed() and plain_ascii(), inline: a call costs more than the check.
+            # As plain Python, trimmed() and plain_ascii() inline: a call costs more than the check.
             if cython.compiled:
-                value = raw.strip(" \t") if _capi.needs_trim(raw) else raw
+                value = trimmed(raw)
                 plain = _capi.ascii_printable(value)
             else:
                 value = raw.strip(" \t")
@@ -356,7 +356,7 @@ class IdentifierReader:
                 failed |= _API_VERSION_BIT
         raw = environ.get(_TRACE_KEY)
         if type(raw) is str:
-            value = raw if cython.compiled and not _capi.needs_trim(raw) else raw.strip(" \t")
+            value = trimmed(raw) if cython.compiled else raw.strip(" \t")
             # The pattern admits only lowercase hex and dashes: it is the
             # field-value check too, and cheaper. Empty counts as absent.
             if value and len(value) <= max_length and (
