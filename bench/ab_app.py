@@ -5,8 +5,12 @@
 process: Extraction + Router + Guard, every request to the canary route
 (here the same Flask application), breaker closed, metrics off.
 
+``reference`` and ``fused`` are the same Flask application behind the
+issue's hand-written reference middleware and the hand-written fused floor
+(``bench/gunicorn_ab.py --also``, ``bench/in_server_counts.py``).
+
 ``timed_*`` are the same Flask application behind each part of the chain
-(and ``timed_reference`` behind the issue's reference middleware), timed
+(and ``timed_reference``, ``timed_fused`` behind the hand-written middleware), timed
 inside the worker, for ``bench/in_worker.py``.
 """
 
@@ -17,11 +21,12 @@ import time
 import typing as t
 
 from flask import Flask
+from fused_floor import FusedFloor  # bench/fused_floor.py
+from reference import Reference  # bench/reference.py
 
 from graywsgi import CanarySplit, Extraction, Router
 from graywsgi.layers.guard import Guard
 from graywsgi.rules.model import Backend, Cluster, Rule, RuleSet
-from reference import Reference  # bench/reference.py
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -94,6 +99,7 @@ def _behind(make: t.Callable[[WSGIApplication], WSGIApplication]) -> Timed:
 
 timed_plain = _behind(lambda app: app)
 timed_reference = _behind(Reference)
+timed_fused = _behind(FusedFloor)
 timed_extraction = _behind(Extraction)
 timed_split = _behind(lambda app: Extraction(CanarySplit(app, percent=15)))
 timed_router = _behind(lambda app: Extraction(Router(app, _rules, apps={"canary": app})))
@@ -101,3 +107,9 @@ timed_core_no_retry = _behind(
     lambda app: Extraction(Router(app, _rules, apps={"canary": app}, guard=Guard(retry_on_stable=False)))
 )
 timed_core = _behind(lambda app: Extraction(Router(app, _rules, apps={"canary": app}, guard=Guard())))
+
+
+# -- hand-written middleware (bench/gunicorn_ab.py --also, bench/in_server_counts.py)
+
+reference = Reference(hello())
+fused = FusedFloor(hello())

@@ -215,18 +215,28 @@ def function_misses(out: Path, timeout: float) -> dict[str, int]:
 def readable(function: str) -> str:
     """``graywsgi.layers.identifiers.IdentifierReader_parse`` for Cython's
     ``__pyx_f_8graywsgi_6layers_11identifiers_16IdentifierReader_parse``
-    (length-prefixed module path, then the name); other names unchanged."""
+    (length-prefixed module path, then the name); other names unchanged.
+    A Python-visible wrapper (``pw``, ``pf``) ends in its index and name
+    instead (``__pyx_pw_8graywsgi_6layers_5scope_3_close``: ``_close``)."""
     found = re.match(r"__pyx_([a-z]+(?:_[a-z]+)*)_(?=\d)", function)
     if not found:
         return function
-    parts, rest = [], function[found.end():]
+    kind, rest = found.group(1), function[found.end():]
+    final = None
+    if kind in ("pw", "pf"):
+        last = re.search(r"_(\d+)(\D(?:(?!_\d)\w)*)$", rest)  # the index, then a name with no "_<digit>"
+        if last:
+            rest, final = rest[:last.start()], last.group(2)
+    parts = []
     while rest[:1].isdigit():
         digits = re.match(r"\d+", rest).group()  # type: ignore[union-attr]  # rest starts with a digit
         size = int(digits)
         parts.append(rest[len(digits):len(digits) + size])
         rest = rest[len(digits) + size:].removeprefix("_")  # the separator, not a name's own underscore
-    kind = found.group(1)
-    dotted = ".".join([*parts, rest] if rest else parts)
+    names = [*parts, rest] if rest else parts
+    if final is not None:
+        names.append(final)
+    dotted = ".".join(names)
     return dotted if kind == "f" else f"{dotted} ({kind})"
 
 

@@ -7,6 +7,14 @@ client when ``wrk`` is not on the PATH)::
     python bench/gunicorn_ab.py            # 11 alternating A/B rounds of 3 s per worker class
     python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
     python bench/gunicorn_ab.py --control  # also a second plain server A' in every round
+    python bench/gunicorn_ab.py --also fused --also reference  # hand-written middleware beside B
+
+``--also fused`` and ``--also reference`` load, in every round beside A and
+B, the same Flask hello-world behind the hand-written fused floor or the
+issue's hand-written reference middleware (``bench/fused_floor.py``,
+``bench/reference.py``): what a lean middleware doing that much of the work
+costs in a worker, paired with A the same way, to read the chain's verdict
+against.
 
 For each worker class (``sync``: 1 worker; ``gthread``: 1 worker, 4
 threads) both servers are started on free 127.0.0.1 ports, warmed up, then
@@ -54,6 +62,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PATH = "/orders/42"
 HEADERS = {"X-Gray-ID": "user-7f3a9c2e-41d8-4f3b-9a51-0c6e2b7d8e10", "X-Env": "prod", "X-Version": "1.5.0"}
+#: What ``--also`` can load beside A and B: a Flask hello-world behind ...
+LEAN = {
+    "fused": "the hand-written fused floor (bench/fused_floor.py: a subset of the chain's work, plain Python)",
+    "reference": "the issue's hand-written reference middleware (bench/reference.py: header + FNV + context variable)",
+}
 WORKERS = {"sync": ["--workers", "1"], "gthread": ["--workers", "1", "--threads", "4"]}
 
 
@@ -202,12 +215,17 @@ def load_python(port: int, seconds: int, connections: int, cpu: int | None = Non
 
 def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None = None, connections: int = 4,
         worker_classes: t.Sequence[str] = ("sync", "gthread"), log: t.TextIO | None = None,
-        pin: bool = True, control: bool = False) -> dict[str, t.Any]:
+        pin: bool = True, control: bool = False, also: t.Sequence[str] = ()) -> dict[str, t.Any]:
     """The A/B for each worker class; see the module docs.
 
     :param control: also load a second plain server (A') in every round: its
         paired ratio to A is what the method reports for two identical servers.
+    :param also: hand-written middleware (keys of :data:`LEAN`) to load in
+        every round too, each paired with A as B is.
     """
+    for name in also:
+        if name not in LEAN:
+            raise ValueError(f"also: expected one of {', '.join(LEAN)}, got {name!r}")
     rounds = rounds or (1 if quick else 11)
     seconds = seconds or (1 if quick else 3)
     tool = "wrk" if shutil.which("wrk") else "python"
@@ -218,7 +236,7 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     for worker_class in worker_classes:
         servers: dict[str, Server] = {}
         try:
-            names = ("plain", "chained", "control") if control else ("plain", "chained")
+            names = ("plain", "chained", *dict.fromkeys(also), *(("control",) if control else ()))
             for name in names:
                 servers[name] = Server("plain" if name == "control" else name, worker_class, server_cpu)
             if not quick:
@@ -241,18 +259,25 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
              f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7} {'rounds':>13}"
              f" {'added':>9}   runs A | B"]
     added = {}
+    lean: dict[str, dict[str, float]] = {name: {} for name in dict.fromkeys(also)}
     for worker_class, runs in samples.items():
-        a, b = statistics.median(runs["plain"]), statistics.median(runs["chained"])
-        try:
-            ratio, low, high, added_us = paired(runs["plain"], runs["chained"])
-        except ValueError:  # a round served nothing (the Python client can): no verdict, the rest still prints
-            ratio = low = high = added_us = math.nan
-        ratios[worker_class] = ratio
-        added[worker_class] = added_us
-        spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs["chained"])
-        span = f"{low * 100:.1f}-{high * 100:.1f}%"
-        lines.append(f"{worker_class:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {span:>13}"
-                     f" {added_us:6.1f} µs   {spread}")
+        for name in ("chained", *lean):
+            a, b = statistics.median(runs["plain"]), statistics.median(runs[name])
+            try:
+                ratio, low, high, added_us = paired(runs["plain"], runs[name])
+            except ValueError:  # a round served nothing (the Python client can): no verdict, the rest still prints
+                ratio = low = high = added_us = math.nan
+            if name == "chained":
+                ratios[worker_class] = ratio
+                added[worker_class] = added_us
+                label = worker_class
+            else:
+                lean[name][worker_class] = ratio
+                label = f"  {name}"
+            spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs[name])
+            span = f"{low * 100:.1f}-{high * 100:.1f}%"
+            lines.append(f"{label:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {span:>13}"
+                         f" {added_us:6.1f} µs   {spread}")
     controls = {}
     for worker_class, runs in samples.items():
         if "control" in runs:
@@ -263,8 +288,10 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
             controls[worker_class] = ratio
             lines.append(f"{worker_class} control: a second plain server A', A'/A {ratio * 100:.1f}%"
                          f" (rounds {low * 100:.1f}-{high * 100:.1f}%): the method's own error for identical servers")
+    lines.extend(f"{name}: the same Flask app behind {LEAN[name]}" for name in lean)
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
-            "samples": samples, "ratios": ratios, "added_us": added, "controls": controls, "table": "\n".join(lines)}
+            "samples": samples, "ratios": ratios, "added_us": added, "controls": controls, "lean": lean,
+            "table": "\n".join(lines)}
 
 
 def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float, float, float, float]:
@@ -306,9 +333,14 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
     parser.add_argument("--no-pin", action="store_true", help="leave the servers and wrk to the scheduler")
     if control_help:
         parser.add_argument("--control", action="store_true", help=control_help)
+        parser.add_argument("--also", action="append", choices=LEAN, default=[],
+                            help="also load this hand-written middleware each round, paired with A as B is: "
+                                 + "; ".join(f"{k}: {v}" for k, v in LEAN.items()))
     args = parser.parse_args(argv)
     exit_on_sigterm()
-    options = {"control": True} if getattr(args, "control", False) else {}
+    options: dict[str, t.Any] = {"control": True} if getattr(args, "control", False) else {}
+    if getattr(args, "also", None):
+        options["also"] = args.also
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
                  log=sys.stderr, pin=not args.no_pin, **options)
     if args.json:

@@ -10,7 +10,9 @@ load generator is ``wrk``, else a small threaded Python client)::
 this gives where the time goes. Each variant is Flask's hello-world behind
 a longer part of the core chain (``bench/ab_app.py``'s ``timed_*``) or,
 for scale, behind the issue's hand-written reference (header + FNV +
-context, ``bench/reference.py``), served by its own gunicorn ``sync``
+context, ``bench/reference.py``) and the hand-written fused floor (a
+subset of the chain's work in one plain-Python class,
+``bench/fused_floor.py``), served by its own gunicorn ``sync``
 worker. A wrapper inside the worker times each WSGI call -- the call,
 reading the body and closing it -- and answers ``GET /__timing`` with the
 mean since the last such request. The
@@ -41,6 +43,7 @@ from ab_app import TIMING_PATH
 VARIANTS = {
     "Flask hello-world alone": "timed_plain",
     "reference: header + FNV + context": "timed_reference",
+    "fused floor (hand-written subset)": "timed_fused",
     "Extraction": "timed_extraction",
     "Extraction + CanarySplit": "timed_split",
     "Extraction + Router": "timed_router",

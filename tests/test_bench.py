@@ -93,6 +93,11 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/run.py", ["--profile", "0"], "--profile: must be a finite number > 0"),
         ("bench/gunicorn_ab.py", ["--rounds", "0"], "--rounds: must be > 0"),
         ("bench/gunicorn_ab.py", ["--seconds", "two"], "--seconds: expected a whole number, got 'two'"),
+        ("bench/gunicorn_ab.py", ["--also", "nginx"], "--also: invalid choice: 'nginx'"),
+        ("bench/in_server_counts.py", ["--apps", "plain,nginx"], "--apps: expected names from plain, chained"),
+        ("bench/in_server_counts.py", ["--first", "100", "--second", "50"],
+         "--second must be more than --first (50 <= 100)"),
+        ("bench/in_server_counts.py", ["--functions", "0"], "--functions: must be > 0, got '0'"),
         ("bench/callgrind_steps.py", ["--requests", "5"], "--requests: must be at least 100"),
         ("bench/cold_cache.py", ["--timed", "--sweep-mib", "0"], "--sweep-mib: must be > 0, got '0'"),
         ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
@@ -150,7 +155,8 @@ def test_in_worker_quick_run_prints_every_variant() -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert list(report["variants"]) == [
-        "Flask hello-world alone", "reference: header + FNV + context", "Extraction", "Extraction + CanarySplit",
+        "Flask hello-world alone", "reference: header + FNV + context", "fused floor (hand-written subset)",
+        "Extraction", "Extraction + CanarySplit",
         "Extraction + Router", "core chain, Guard(retry_on_stable=False)", "core chain",
     ]
     for row in report["variants"].values():
@@ -284,15 +290,50 @@ def test_budget_summary_quotes_the_cold_cache_misses_beside_the_server_figures()
 
 
 def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
-    done = run_bench("bench/gunicorn_ab.py", "--quick", "--control", "--json", timeout=300)
+    done = run_bench("bench/gunicorn_ab.py", "--quick", "--control", "--also", "fused", "--json", timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     for worker_class in ("sync", "gthread"):
         runs = report["samples"][worker_class]
-        assert len(runs["plain"]) == len(runs["chained"]) == len(runs["control"]) == 1
-        assert min(runs["control"]) > 0
+        assert len(runs["plain"]) == len(runs["chained"]) == len(runs["control"]) == len(runs["fused"]) == 1
+        assert min(runs["control"]) > 0 and min(runs["fused"]) > 0
         # The control's verdict is the paired ratio of A' to A, as for B.
         assert report["controls"][worker_class] == pytest.approx(runs["control"][0] / runs["plain"][0])
+        # --also: the hand-written middleware's server is paired with A the same way.
+        assert report["lean"]["fused"][worker_class] == pytest.approx(runs["fused"][0] / runs["plain"][0])
+        assert report["ratios"][worker_class] == pytest.approx(runs["chained"][0] / runs["plain"][0])
+
+
+def test_ab_refuses_an_unknown_lean_middleware_before_starting_a_server() -> None:
+    with pytest.raises(ValueError, match="also: expected one of fused, reference, got 'nginx'"):
+        _gunicorn_ab().run(quick=True, also=["nginx"])
+
+
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="counts in real gunicorn workers: once per test run is enough")
+def test_in_server_counts_quick_run_counts_each_request_inside_a_gunicorn_worker() -> None:
+    import graywsgi.speedups
+
+    done = run_bench("bench/in_server_counts.py", "--quick", "--functions", "5", "--json", timeout=900)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["requests"] == [50, 150]
+    plain, chained = report["per_request"]["plain"], report["per_request"]["chained"]
+    # A request in a worker is gunicorn's parsing and writing and Flask's
+    # work: several hundred thousand instructions; the chain's run on top.
+    assert 100_000 < plain["instructions"] < chained["instructions"]
+    assert chained["L1i misses"] > plain["L1i misses"] > 0
+    own = report["graywsgi_code"]
+    # No graywsgi code on the plain server's request path (the collector may
+    # visit graywsgi's objects now and then).
+    assert own["plain"]["instructions"] <= own["chained"]["instructions"] / 10
+    top = report["functions"]
+    if graywsgi.speedups.compiled():  # the worker ran the compiled modules: found by their C names
+        assert own["chained"]["instructions"] > 1_000 and own["chained"]["L1i misses"] > 10
+        assert len(top) == 5 and [m for _n, _i, m in top] == sorted((m for _n, _i, m in top), reverse=True)
+        assert any(name.startswith("graywsgi.layers.") for name, _i, _m in top), top
+    else:
+        assert own["chained"]["instructions"] == 0 and top == []
 
 
 @pytest.mark.parametrize(("function", "shown"), [
@@ -300,6 +341,10 @@ def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
      "graywsgi.layers.identifiers.IdentifierReader.parse"),
     ("__pyx_f_8graywsgi_6layers_8pipeline__new_exchange", "graywsgi.layers.pipeline._new_exchange"),
     ("__pyx_tp_dealloc_8graywsgi_6layers_5scope_RequestScope", "graywsgi.layers.scope.RequestScope (tp_dealloc)"),
+    ("__pyx_pw_8graywsgi_6layers_5scope_3_close", "graywsgi.layers.scope._close (pw)"),
+    ("__pyx_pw_8graywsgi_8httputil_11request_ids_1new_request_id", "graywsgi.httputil.request_ids.new_request_id (pw)"),
+    ("__pyx_pf_8graywsgi_6layers_5scope_12RequestScope_24__next__", "graywsgi.layers.scope.RequestScope.__next__ (pf)"),
+    ("__pyx_pw_8graywsgi_6layers_5scope_12RequestScope_9__call__", "graywsgi.layers.scope.RequestScope.__call__ (pw)"),
     ("_PyType_Lookup", "_PyType_Lookup"),
     ("__Pyx_PyObject_FastCallDict.constprop.0", "__Pyx_PyObject_FastCallDict.constprop.0"),
 ])
