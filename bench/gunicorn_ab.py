@@ -153,8 +153,9 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def get(port: int) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def get(port: int, timeout: float = 5) -> int:
+    """One request as the load runs send it (``PATH``, ``HEADERS``); its status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request("GET", PATH, headers=HEADERS)
         response = connection.getresponse()

@@ -55,7 +55,7 @@ from cold_cache import (  # bench/cold_cache.py: graywsgi's own functions, reada
     OWN,
     readable,
 )
-from gunicorn_ab import HEADERS, PATH, free_port, positive_int  # bench/gunicorn_ab.py
+from gunicorn_ab import free_port, get, positive_int  # bench/gunicorn_ab.py
 
 #: The applications of bench/ab_app.py this can count; the first is the baseline.
 APPS = ("plain", "chained", "fused", "reference")
@@ -70,18 +70,6 @@ SHOWN = {
     "branch mispredictions": ("Bcm", "Bim"),
 }
 WARMUP = 200
-
-
-def request(port: int) -> int:
-    """One request as ``bench/gunicorn_ab.py`` sends it; its status."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        connection.request("GET", PATH, headers=HEADERS)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
 
 
 def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) -> Path:
@@ -108,7 +96,7 @@ def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) ->
                 raise RuntimeError(f"gunicorn ({app}) under valgrind exited with {master.returncode}:\n"
                                    f"{errors.read_text()[-2000:]}")
             try:
-                status = request(port)
+                status = get(port, timeout=120)
                 break
             except (OSError, http.client.HTTPException):
                 if time.monotonic() > deadline:
@@ -119,7 +107,7 @@ def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) ->
         for _ in range(warmup + requests):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{app}: {warmup + requests} requests took more than {timeout:.0f} s")
-            request(port)
+            get(port, timeout=120)
         os.kill(master.pid, signal.SIGTERM)
         master.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
@@ -189,9 +177,11 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
             per_request[app] = {shown: sum(high[e] - low[e] for e in events) / (second - first)
                                 for shown, events in SHOWN.items()}
             low_functions, high_functions = by_function(low_out, timeout), by_function(high_out, timeout)
-            added = {name: ((high_functions.get(name, (0, 0))[0] - low_functions.get(name, (0, 0))[0]) / (second - first),
-                            (high_functions.get(name, (0, 0))[1] - low_functions.get(name, (0, 0))[1]) / (second - first))
-                     for name in {*low_functions, *high_functions} if OWN.search(name)}
+            added: dict[str, tuple[float, float]] = {}  # graywsgi's functions: (instructions, L1i misses) a request
+            for name in {*low_functions, *high_functions}:
+                if OWN.search(name):
+                    (low_i, low_m), (high_i, high_m) = low_functions.get(name, (0, 0)), high_functions.get(name, (0, 0))
+                    added[name] = ((high_i - low_i) / (second - first), (high_m - low_m) / (second - first))
             own[app] = {"instructions": sum(i for i, _ in added.values()), "L1i misses": sum(m for _, m in added.values())}
             if app == "chained" and functions:
                 top = sorted(((readable(name), i, m) for name, (i, m) in added.items()), key=lambda row: -row[2])
