@@ -196,6 +196,9 @@ def test_differences_counted_logged_and_sampled(mirrors: list[Mirror], caplog: p
             c.get(f"/v1/orders/{n}", headers=OLD_SDK)
         shadow.wait(3)
         wait_for(lambda: mirror.report()["compared"] == 4)
+        # The counters are updated before the worker thread logs (outside its
+        # lock): wait for the line, or a busy machine ends the capture first.
+        wait_for(lambda: "differs from shadow" in caplog.text)
     report = mirror.report()
     assert (report["equal"], report["different"], report["differences"]) == (1, 3, {"body": 3})
     assert len(report["samples"]) == 2 and report["samples"][-1]["differences"] == ["JSON bodies differ"]
