@@ -121,6 +121,9 @@ def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memo
         ratio = server["ratios"][worker_class]
         added = server.get("added_us", {}).get(worker_class)
         text = f"{ratio * 100:.1f} % of plain Flask" + (f" (+{added:.1f} µs/request)" if added is not None else "")
+        fused = server.get("lean", {}).get("fused", {}).get(worker_class)
+        if fused is not None:  # the hand-written fused floor, in the same rounds: what lean middleware keeps
+            text += f"; fused floor {fused * 100:.1f} %"
         text += cold_note(cold)
         rows.append((name, ">= 95 %", text, ratio >= 0.95))
     if in_worker:

@@ -22,8 +22,13 @@ client on 127.0.0.1, and is stopped (SIGTERM to the master, by process
 id); a second life serves N2. The worker's totals at exit, N2's minus N1's,
 divided by N2 - N1, are what one request costs in the worker: gunicorn's
 parsing and writing, Flask, the middleware and the collector, everything
-but the kernel. ``PYTHONHASHSEED=0`` in both lives; what moves from run to
-run is the worker's once-a-second heartbeat (about 0.1 % of the total).
+but the kernel. ``PYTHONHASHSEED=0`` in both lives, and each request's
+connection is opened before the previous request is sent, so the worker
+takes the same path for every request (see ``serve_in_turn``). What still
+moves from run to run (the collector's timing, mostly): the instructions
+per request by about 0.2 % (2,000), the first-level misses by about 100,
+the second-level data misses by 100 or more -- compare those over
+several runs.
 
 The table gives each application's figures and what it adds over plain:
 instructions, first-level instruction-cache misses (code fetched again),
@@ -55,7 +60,13 @@ from cold_cache import (  # bench/cold_cache.py: graywsgi's own functions, reada
     OWN,
     readable,
 )
-from gunicorn_ab import free_port, get, positive_int  # bench/gunicorn_ab.py
+from gunicorn_ab import (  # bench/gunicorn_ab.py
+    HEADERS,
+    PATH,
+    free_port,
+    get,
+    positive_int,
+)
 
 #: The applications of bench/ab_app.py this can count; the first is the baseline.
 APPS = ("plain", "chained", "fused", "reference")
@@ -70,6 +81,42 @@ SHOWN = {
     "branch mispredictions": ("Bcm", "Bim"),
 }
 WARMUP = 200
+
+
+def serve_in_turn(port: int, count: int, deadline: float) -> None:
+    """Send ``count`` requests, one connection each, opening every request's
+    connection before the previous request is sent: the worker always finds
+    the next connection waiting when it returns to ``accept()``, so every
+    request takes the same path through it. (Opened only when the previous
+    response is read, the next connection would sometimes arrive before the
+    worker looks and sometimes after -- a ``BlockingIOError`` and a
+    ``select()`` more -- and the count per request would move by thousands
+    of instructions from one run to the next.) All by ``deadline``
+    (``time.monotonic()``), else :class:`RuntimeError`."""
+
+    def left() -> float:
+        seconds = deadline - time.monotonic()
+        if seconds <= 0:
+            raise RuntimeError(f"{count} requests took past the deadline")
+        return seconds
+
+    following = http.client.HTTPConnection("127.0.0.1", port, timeout=left())
+    following.connect()
+    try:
+        for _ in range(count):
+            current = following
+            following = http.client.HTTPConnection("127.0.0.1", port, timeout=left())
+            following.connect()
+            try:
+                current.request("GET", PATH, headers=HEADERS)
+                response = current.getresponse()
+                response.read()
+            finally:
+                current.close()
+            if response.status != 200:
+                raise RuntimeError(f"answered {response.status}, not 200")
+    finally:
+        following.close()
 
 
 def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) -> Path:
@@ -104,10 +151,7 @@ def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) ->
                 time.sleep(0.5)
         if status != 200:
             raise RuntimeError(f"{app} answered {status}, not 200")
-        for _ in range(warmup + requests):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{app}: {warmup + requests} requests took more than {timeout:.0f} s")
-            get(port, timeout=120)
+        serve_in_turn(port, warmup + requests, deadline)
         os.kill(master.pid, signal.SIGTERM)
         master.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:

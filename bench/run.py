@@ -27,7 +27,8 @@ of it. Peers (openapi-core, pybreaker, GrowthBook) run in the same
 round-robin as graywsgi's layers.
 Memory runs the full chain (Metrics + core chain + PreValidation of a JSON
 body) with ``tracemalloc`` on. ``bench/gunicorn_ab.py`` gives the
-throughput under gunicorn. The run ends with the budget summary (DESIGN §5),
+throughput under gunicorn, with the fused floor loaded beside the chain in
+the same rounds (``--also fused``). The run ends with the budget summary (DESIGN §5),
 PASS or MISS with the measured figure.
 """
 
@@ -791,7 +792,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         import in_worker as in_worker_bench  # bench/in_worker.py
 
         gunicorn_ab.exit_on_sigterm()  # a stopped run still stops its servers
-        server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin, control=not args.quick)
+        server = gunicorn_ab.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin, control=not args.quick,
+                                 also=("fused",))
         in_worker = in_worker_bench.run(quick=args.quick, log=sys.stderr, pin=not args.no_pin)
     instructions = None
     if not args.no_callgrind:

@@ -58,6 +58,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
     assert "memory, full chain, tracemalloc on" in out
     assert "gunicorn, Flask hello-world" in out
     assert "B/A        rounds     added" in out  # paired ratio, its rounds' range, the µs added per request
+    assert "fused: the same Flask app behind the hand-written fused floor" in out  # loaded beside the chain
     assert "core chain, not fused (a pass-through between the layers)" in out
     assert "inside a gunicorn sync worker" in out  # bench/in_worker.py ran too
     assert "budget summary" in out
@@ -287,6 +288,18 @@ def test_budget_summary_quotes_the_cold_cache_misses_beside_the_server_figures()
     rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, in_worker,
                                None, main_path=budgets.COMPILED)
     assert all("L2 misses" not in measured for _name, _limit, measured, _passed in rows)
+
+
+def test_budget_summary_quotes_the_fused_floor_from_the_same_rounds() -> None:
+    budgets = load_bench_module("budgets")
+    server = {"ratios": {"sync": 0.93, "gthread": 0.94}, "added_us": {"sync": 19.9, "gthread": 17.1},
+              "lean": {"fused": {"sync": 0.977, "gthread": 0.969}}}
+    rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, None,
+                               None, main_path=budgets.COMPILED)
+    by_name = {name: (measured, passed) for name, _limit, measured, passed in rows}
+    assert by_name["gunicorn req/s with core chain, sync"] == (
+        "93.0 % of plain Flask (+19.9 µs/request); fused floor 97.7 %", False)
+    assert by_name["gunicorn req/s with core chain, gthread"][0].endswith("; fused floor 96.9 %")
 
 
 def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
