@@ -25,10 +25,13 @@ parsing and writing, Flask, the middleware and the collector, everything
 but the kernel. ``PYTHONHASHSEED=0`` in both lives, and each request's
 connection is opened before the previous request is sent, so the worker
 takes the same path for every request (see ``serve_in_turn``). What still
-moves from run to run (the collector's timing, mostly): the instructions
-per request by about 0.2 % (2,000), the first-level misses by about 100,
-the second-level data misses by 100 or more -- compare those over
-several runs.
+moves from run to run, for reasons not pinned down (the cyclic collector's
+timing is one candidate; running without address-space randomisation,
+``setarch -R``, did not steady it): the instructions per request by about
+0.2 % (2,000), the first-level misses by about 100, the second-level data
+misses by 100 or more -- compare those over several runs. The
+instructions and first-level misses in graywsgi's own code hold still
+(within a few instructions; the same misses).
 
 The table gives each application's figures and what it adds over plain:
 instructions, first-level instruction-cache misses (code fetched again),
