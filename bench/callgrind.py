@@ -92,15 +92,23 @@ def compiled_path_built() -> bool:
     return probe.stdout.strip() == "True"
 
 
+def check_runs(first: int, second: int, tools: t.Sequence[str] = ("valgrind",)) -> None:
+    """Refuse before anything runs: a valgrind tool missing (:class:`RuntimeError`),
+    or a second run that serves no more requests than the first (:class:`ValueError`);
+    the per-request figure is the difference of the two over ``second - first``."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (Debian: apt-get install valgrind)")
+    if second <= first:
+        raise ValueError(f"the second run must serve more requests than the first ({first} >= {second})")
+
+
 def run(*, quick: bool = False, first: int | None = None, second: int | None = None,
         log: t.TextIO | None = None, timeout: float = 600.0) -> dict[str, t.Any]:
     """Instructions per request for every case and mode; see the module docs."""
-    if shutil.which("valgrind") is None:
-        raise RuntimeError("valgrind is not installed (Debian: apt-get install valgrind)")
     first = first or (200 if quick else 2_000)
     second = second or (1_200 if quick else 12_000)
-    if second <= first:
-        raise ValueError(f"the second run must serve more requests than the first ({first} >= {second})")
+    check_runs(first, second)
     modes = dict(MODES)
     if not compiled_path_built():
         del modes["compiled"]

@@ -44,7 +44,6 @@ import gc
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -247,13 +246,9 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
     :param functions: also list this many functions with the most L2
         misses the chain adds (its misses there minus the floor's).
     """
-    for tool in ("valgrind", "cg_annotate"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (Debian: apt-get install valgrind)")
     first = first or (30 if quick else 100)
     second = second or (90 if quick else 400)
-    if second <= first:
-        raise ValueError(f"the second run must serve more requests than the first ({first} >= {second})")
+    callgrind.check_runs(first, second, ("valgrind", "cg_annotate"))
     warmup = 30 if quick else WARMUP
     modes = dict(callgrind.MODES)
     if not callgrind.compiled_path_built():

@@ -47,7 +47,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import callgrind  # bench/callgrind.py: the checks before valgrind runs
 from cold_cache import (  # bench/cold_cache.py: graywsgi's own functions, readable names
     OWN,
     readable,
@@ -84,6 +84,8 @@ SHOWN = {
     "branch mispredictions": ("Bcm", "Bim"),
 }
 WARMUP = 200
+#: Requests in the two lives (the first, the second), by ``--quick``.
+LIVES = {False: (400, 800), True: (50, 150)}
 
 
 def serve_in_turn(port: int, count: int, deadline: float) -> None:
@@ -199,13 +201,8 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
         apps: t.Sequence[str] | None = None, functions: int = 0, log: t.TextIO | None = None,
         timeout: float = 900.0) -> dict[str, t.Any]:
     """Per-request figures for every application; see the module docs."""
-    for tool in ("valgrind", "cg_annotate"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (Debian: apt-get install valgrind)")
-    first = first or (50 if quick else 400)
-    second = second or (150 if quick else 800)
-    if second <= first:
-        raise ValueError(f"the second life must serve more requests than the first ({first} >= {second})")
+    first, second = first or LIVES[quick][0], second or LIVES[quick][1]
+    callgrind.check_runs(first, second, ("valgrind", "cg_annotate"))
     apps = list(dict.fromkeys(apps or (APPS[:2] if quick else APPS)))
     for app in apps:
         if app not in APPS:
@@ -276,8 +273,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         unknown = [name for name in apps if name not in APPS]
         if unknown or not apps:
             parser.error(f"--apps: expected names from {', '.join(APPS)}, got {args.apps!r}")
-    first = args.first or (50 if args.quick else 400)
-    second = args.second or (150 if args.quick else 800)
+    first, second = args.first or LIVES[args.quick][0], args.second or LIVES[args.quick][1]
     if second <= first:
         parser.error(f"--second must be more than --first ({second} <= {first})")
     try:

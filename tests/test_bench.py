@@ -317,6 +317,15 @@ def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
         assert report["ratios"][worker_class] == pytest.approx(runs["chained"][0] / runs["plain"][0])
 
 
+def test_valgrind_benches_refuse_a_missing_tool_or_a_second_run_no_longer_than_the_first() -> None:
+    callgrind = load_bench_module("callgrind")
+    with pytest.raises(RuntimeError, match="no-such-valgrind-tool is not installed"):
+        callgrind.check_runs(100, 200, ("no-such-valgrind-tool",))
+    with pytest.raises(ValueError, match=r"the second run must serve more requests than the first \(200 >= 200\)"):
+        callgrind.check_runs(200, 200, ())
+    callgrind.check_runs(100, 200, ())  # a longer second run: nothing to refuse
+
+
 def test_ab_refuses_an_unknown_lean_middleware_before_starting_a_server() -> None:
     with pytest.raises(ValueError, match="also: expected one of fused, reference, got 'nginx'"):
         _gunicorn_ab().run(quick=True, also=["nginx"])
