@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -53,20 +56,108 @@ def compile_args(compiler_type: str, platform: str) -> list[str]:
 
 
 class OptionalBuildExt(build_ext):
-    """build_ext that reports a failed compile instead of failing the install."""
+    """build_ext that reports a failed compile instead of failing the install,
+    and builds profile-guided where it can (:meth:`run`)."""
+
+    def initialize_options(self) -> None:
+        super().initialize_options()
+        #: Flags of the current pass (profile-guided build), on top of :func:`compile_args`.
+        self.pass_flags: list[str] = []
+        #: The modules the current pass failed to compile.
+        self.failed: list[str] = []
 
     def run(self) -> None:
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1  # the modules compile independently
+        self.compiler_option = self.compiler  # build_ext.run() replaces it with the compiler it made
         try:
-            super().run()
+            if self.extensions and profile_guided_wanted(self.compiler_name()):
+                try:
+                    self.run_profile_guided()
+                    return
+                except Exception as exc:
+                    print(f"WARNING: graywsgi: no profile-guided build ({exc}); building without a profile",
+                          file=sys.stderr)
+                    self.remove_outputs()  # no counting module stays installed, whatever happens next
+            self.build_pass([])
         except Exception as exc:  # no compiler at all, for example
             warn(f"the compiled fast path was not built ({exc})")
 
+    def remove_outputs(self) -> None:
+        """Delete the compiled modules this command built, in the build
+        directory and (built in place) beside their sources."""
+        for ext in self.extensions:
+            Path(self.build_lib, self.get_ext_filename(ext.name)).unlink(missing_ok=True)
+            Path(self.get_ext_fullpath(ext.name)).unlink(missing_ok=True)
+
+    def compiler_name(self) -> str:
+        """What the C compiler says of itself (``--version``), or ``""`` if it cannot be asked."""
+        compiler = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+        try:
+            found = subprocess.run([*compiler.split(), "--version"], capture_output=True, text=True, timeout=60,
+                                   check=False)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return found.stdout if found.returncode == 0 else ""
+
+    def build_pass(self, flags: list[str]) -> list[str]:
+        """Compile and link every module with ``flags`` added (all of them,
+        again); the names of those that failed."""
+        self.pass_flags = flags
+        self.failed = []
+        self.force = True
+        self.compiler = self.compiler_option
+        super().run()
+        return self.failed
+
+    def run_profile_guided(self) -> None:
+        """Build with counters, serve graywsgi/_training.py's requests, build
+        again laid out by the counts (GCC). See docs/dependencies.md."""
+        root = HERE if self.inplace else Path(self.build_lib).resolve()
+        if not (root / "graywsgi" / "__init__.py").is_file():
+            raise RuntimeError(f"no graywsgi package to train in {root}")
+        profiles = Path(self.build_temp).resolve() / "profiles"
+        shutil.rmtree(profiles, ignore_errors=True)
+        # Any failure below ends in the caller's build without a profile, which
+        # also replaces counting modules that would otherwise stay installed.
+        failed = self.build_pass([f"-fprofile-generate={profiles}", "-fprofile-update=single"])
+        if failed:
+            raise RuntimeError(f"{', '.join(failed)} did not compile with counters")
+        train(root)
+        failed = self.build_pass([f"-fprofile-use={profiles}", "-fprofile-partial-training", "-Wno-missing-profile"])
+        if failed:
+            raise RuntimeError(f"{', '.join(failed)} did not compile with the profile")
+
     def build_extension(self, ext: Extension) -> None:
-        ext.extra_compile_args = [*ext.extra_compile_args, *compile_args(self.compiler.compiler_type, sys.platform)]
+        base = getattr(ext, "graywsgi_base_args", None)
+        if base is None:
+            base = ext.graywsgi_base_args = list(ext.extra_compile_args)  # type: ignore[attr-defined]
+        ext.extra_compile_args = [*base, *compile_args(self.compiler.compiler_type, sys.platform), *self.pass_flags]
+        ext.extra_link_args = [flag for flag in self.pass_flags if flag.startswith("-fprofile-generate")]
         try:
             super().build_extension(ext)
         except Exception as exc:
+            self.failed.append(ext.name)
             warn(f"{ext.name} was not compiled ({exc})")
+
+
+def profile_guided_wanted(compiler: str) -> bool:
+    """Whether to build profile-guided: GCC (``compiler`` is what its
+    ``--version`` printed; Clang's profiles take another tool) on Linux,
+    unless ``GRAYWSGI_PROFILE_GUIDED=0``."""
+    if os.environ.get("GRAYWSGI_PROFILE_GUIDED", "").strip() == "0":
+        return False
+    return sys.platform.startswith("linux") and "Free Software Foundation" in compiler and "clang" not in compiler
+
+
+def train(root: Path) -> None:
+    """Run ``python -m graywsgi._training`` on the package in ``root``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    env.pop("GRAYWSGI_PURE_PYTHON", None)
+    done = subprocess.run([sys.executable, "-m", "graywsgi._training"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the training run failed: {done.stderr.strip()[-500:]}")
 
 
 def extensions() -> list[Extension]:

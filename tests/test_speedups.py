@@ -337,3 +337,91 @@ def test_extensions_call_cpython_without_plt_stubs() -> None:
     assert len(extensions) == len(speedups.COMPILED_MODULES)
     stubs = {path.name: _plt_calls(path) - {"__cxa_finalize@plt"} for path in extensions}
     assert {name: found for name, found in stubs.items() if found} == {}
+
+
+# -- the profile-guided build (setup.py, graywsgi/_training.py) ---------------
+
+
+def _producers(extension: Path) -> set[str]:
+    """The compilers and flags recorded in ``extension``'s debug information."""
+    listing = subprocess.run(
+        ["readelf", "--debug-dump=info", str(extension)], capture_output=True, text=True, check=True, timeout=120,
+    ).stdout
+    return {line.split("):", 1)[-1].split(": ", 1)[-1].strip() for line in listing.splitlines()
+            if "DW_AT_producer" in line}
+
+
+def test_training_run_serves_every_request_it_sends() -> None:
+    # What the build's second pass is laid out by: requests that each take
+    # the path they were meant to take (the retried canary answers 503, and
+    # stable serves the request again).
+    from graywsgi import _training
+
+    answered = _training.run(1_000)
+    assert answered == {"chain": 700, "streamed": 100, "split": 100, "retried": 100}
+
+
+def test_training_stacks_route_as_named() -> None:
+    from graywsgi import _training
+    from graywsgi.rules.decision import Decision
+
+    stacks = _training.stacks()
+    environ = _training.environ_for(3)
+    assert _training.serve(stacks["chain"], environ) == ("200 OK", b"ok")
+    decision = environ["graywsgi.decision"]
+    assert isinstance(decision, Decision) and decision.route == "canary"
+    environ = _training.environ_for(4)
+    assert _training.serve(stacks["retried"], environ) == ("200 OK", b"ok")
+    assert environ["graywsgi.decision"].reason == "retried on the default cluster"
+    assert _training.serve(stacks["streamed"], _training.environ_for(5)) == ("200 OK", b"ok")
+
+
+@needs_extensions
+@pytest.mark.skipif(PURE_PASS, reason="reads the compiled extensions")
+@pytest.mark.skipif(shutil.which("nm") is None, reason="nm (binutils) reads the symbols")
+def test_no_counting_module_stays_installed() -> None:
+    # The first pass of the profile-guided build counts every branch into
+    # files under build/; the second replaces those modules. One left behind
+    # would write its counts at every exit.
+    for extension in _extension_files():
+        symbols = subprocess.run(["nm", str(extension)], capture_output=True, text=True, check=True,
+                                 timeout=120).stdout
+        assert "__gcov_" not in symbols, extension.name
+
+
+@needs_extensions
+@pytest.mark.skipif(PURE_PASS, reason="reads the compiled extensions")
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("readelf") is None,
+                    reason="setup.py builds profile-guided with GCC on Linux; readelf reads the flags")
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PROFILE_GUIDED", "").strip() == "0",
+                    reason="GRAYWSGI_PROFILE_GUIDED=0: built without a profile")
+def test_gcc_builds_are_laid_out_by_the_training_profile() -> None:
+    extensions = _extension_files()
+    producers = {path.name: _producers(path) for path in extensions}
+    if not any(p.startswith("GNU C") for found in producers.values() for p in found):
+        pytest.skip("not built by GCC")
+    assert {name: sorted(found) for name, found in producers.items()
+            if not any("-fprofile-use=" in p and "-fprofile-partial-training" in p for p in found)} == {}
+
+
+def test_build_requirements_hold_what_importing_graywsgi_needs() -> None:
+    # The profile-guided build imports graywsgi between its two passes, in
+    # pip's isolated build environment: every requirement of graywsgi that an
+    # import of the training module loads must be a build requirement too.
+    import tomllib
+    from importlib.metadata import packages_distributions, requires
+
+    def name(requirement: str) -> str:
+        return requirement.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0] \
+            .strip().lower().replace("_", "-")
+
+    build = {name(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]}
+    runtime = {name(r) for r in requires("graywsgi") or [] if "extra ==" not in r}
+    loaded = json.loads(_python(
+        "import json, sys, graywsgi._training; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))",
+        pure=False,
+    ))
+    distributions = packages_distributions()
+    imported = {name(dist) for module in loaded for dist in distributions.get(module, [])}
+    assert runtime & imported, "no requirement of graywsgi was imported: the check reads nothing"
+    assert (runtime & imported) - build == set()
