@@ -15,6 +15,14 @@ Where no compiler is found (or with ``GRAYWSGI_NO_EXTENSIONS=1`` set while
 installing), the build skips the extensions and graywsgi runs as plain
 Python, as MarkupSafe does without its speedups.
 
+With GCC on Linux the build is profile-guided: it compiles the modules once
+with counters, serves a few thousand requests through them
+(``graywsgi/_training.py``), and compiles them again laid out by what the
+counters saw, so that the code a request runs takes fewer cache lines
+(docs/performance.md). ``GRAYWSGI_PROFILE_GUIDED=0`` while installing
+builds in one pass; a failed training run falls back to that, with a
+warning.
+
 To run the plain Python although the extensions are built, set
 ``GRAYWSGI_PURE_PYTHON=1`` in the environment before graywsgi is imported.
 
@@ -65,9 +73,13 @@ COMPILED_MODULES = (
 PURE_PYTHON_ENV = "GRAYWSGI_PURE_PYTHON"
 #: Set to ``1`` while installing to build no extension (read by setup.py).
 NO_EXTENSIONS_ENV = "GRAYWSGI_NO_EXTENSIONS"
-#: The environment variables that choose compiled or plain modules; they
-#: are not settings (:mod:`graywsgi.contrib` reads ``GRAYWSGI_*`` settings).
-ENVIRONMENT_VARIABLES = (PURE_PYTHON_ENV, NO_EXTENSIONS_ENV)
+#: Set to ``0`` while installing to build the extensions in one pass,
+#: without the training run that lays them out (read by setup.py).
+PROFILE_GUIDED_ENV = "GRAYWSGI_PROFILE_GUIDED"
+#: The environment variables that choose compiled or plain modules and how
+#: they are built; they are not settings (:mod:`graywsgi.contrib` reads
+#: ``GRAYWSGI_*`` settings).
+ENVIRONMENT_VARIABLES = (PURE_PYTHON_ENV, NO_EXTENSIONS_ENV, PROFILE_GUIDED_ENV)
 
 
 class _SourceFirst(importlib.abc.MetaPathFinder):

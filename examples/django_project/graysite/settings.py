@@ -39,8 +39,9 @@ TEMPLATES = [
 def _from_environment(prefix: str = "GRAYWSGI_") -> dict[str, object]:
     settings: dict[str, object] = {}
     for name, value in os.environ.items():
-        # GRAYWSGI_PURE_PYTHON and GRAYWSGI_NO_EXTENSIONS choose graywsgi's
-        # compiled or plain Python modules: they are not settings.
+        # GRAYWSGI_PURE_PYTHON, GRAYWSGI_NO_EXTENSIONS and GRAYWSGI_PROFILE_GUIDED
+        # choose graywsgi's compiled or plain Python modules and how they are
+        # built: they are not settings.
         if name.startswith(prefix) and name not in ENVIRONMENT_VARIABLES:
             try:
                 settings[name[len(prefix):]] = json.loads(value)
