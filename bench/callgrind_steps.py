@@ -40,7 +40,9 @@ ROOT = HERE.parent
 #: Counting is on inside these compiled functions (the request's entry points).
 ENTRY_POINTS = (
     "__pyx_pw_8graywsgi_6layers_8pipeline_8Pipeline_7__call__",
-    "__pyx_pw_8graywsgi_6layers_5scope_12RequestScope_27close",
+    # The C function, not its Python wrapper: built profile-guided, Cython's
+    # call helper inlines the wrapper where the server calls close().
+    "*RequestScope_close",
     "*RequestScope_23__iter__",
     "*RequestScope*__next__*",
 )
@@ -48,12 +50,17 @@ ENTRY_POINTS = (
 CALLERS = ("8Pipeline__call", "12RequestScope_close")
 #: (step, patterns of the callee's symbol), in the order a request meets them.
 STEPS = (
-    ("the exchange: the request's response object", ("pipeline__new_exchange",)),
+    # A step's function inlined into its caller (the profile-guided build
+    # inlines the exchange's constructor and Cython's call helper) is found
+    # by what it calls in turn.
+    ("the exchange: the request's response object",
+     ("pipeline__new_exchange", "tp_new_8graywsgi_6layers_8pipeline_Exchange",
+      "tp_new_8graywsgi_6layers_5scope_RequestScope")),
     ("Extraction: the identifiers read and checked, the context built", ("IdentifierReader_context",)),
     ("Router + Guard: decide, admit, record, snapshot for the retry", ("RouteStep_route",)),
     ("the context bound and released (contextvars)", ("PyContextVar_Set", "PyContextVar_Reset", "PyContextVar_Get")),
     ("the environ's graywsgi keys set and read (scope, context)", ("PyDict_SetItem", "PyDict_GetItem")),
-    ("the application called (the bare floor's own work)", ("FastCallDict",)),
+    ("the application called (the bare floor's own work)", ("FastCallDict", "_PyFunction_Vectorcall")),
     ("lossless retry: the held status settled and sent", ("RouteStep_retry",)),
     ("the response handed to the server", ("RequestScope_finish",)),
     ("end of response: the outcome in the breaker and latency windows", ("Exchange__ended",)),
