@@ -6,6 +6,7 @@ Flask are dev dependencies)::
     python bench/in_server_counts.py            # 400 and 800 requests for plain, chained, fused, reference
     python bench/in_server_counts.py --quick    # 50 and 150 requests for plain and chained (smoke run)
     python bench/in_server_counts.py --functions 20   # ... and the chain's 20 functions with the most L1i misses
+    python bench/in_server_counts.py --worker-class gthread   # the same in a gthread worker (4 threads)
 
 ``bench/gunicorn_ab.py`` measures what the chain costs a gunicorn worker in
 requests per second, and its rounds move by several points with the
@@ -14,12 +15,13 @@ move: each application of ``bench/ab_app.py`` -- the Flask hello-world
 alone (``plain``), behind the core chain (``chained``), behind the
 hand-written fused floor (``fused``, a subset of the chain's work in plain
 Python) and behind the issue's reference middleware (``reference``) -- is
-served by a gunicorn ``sync`` worker run under ``valgrind
---tool=cachegrind`` with simulated caches (first-level instruction and data
-caches of 32 KiB, 8-way; a 1 MiB 16-way second level, this host's). The
-worker serves a warm-up and then N1 requests, one connection each, from a
-client on 127.0.0.1, and is stopped (SIGTERM to the master, by process
-id); a second life serves N2. The worker's totals at exit, N2's minus N1's,
+served by a gunicorn ``sync`` worker (``--worker-class gthread``: a
+``gthread`` worker with 4 threads, as ``bench/gunicorn_ab.py`` runs it)
+run under ``valgrind --tool=cachegrind`` with simulated caches
+(first-level instruction and data caches of 32 KiB, 8-way; a 1 MiB
+16-way second level, this host's). The worker serves a warm-up and then
+N1 requests, one connection each, from a client on 127.0.0.1, and is
+stopped (SIGTERM to the master, by process id); a second life serves N2. The worker's totals at exit, N2's minus N1's,
 divided by N2 - N1, are what one request costs in the worker: gunicorn's
 parsing and writing, Flask, the middleware and the collector, everything
 but the kernel. ``PYTHONHASHSEED=0`` in both lives, and each request's
@@ -31,7 +33,10 @@ timing is one candidate; running without address-space randomisation,
 0.2 % (2,000), the first-level misses by about 100, the second-level data
 misses by 100 or more -- compare those over several runs. The
 instructions and first-level misses in graywsgi's own code hold still
-(within a few instructions; the same misses).
+(within a few instructions; the same misses). A ``gthread`` worker's
+threads take turns in an order no client can pin, and its totals move
+more: the chain's added instructions read +19,900 and +32,300 in two runs
+on the same build -- compare several runs there.
 
 The table gives each application's figures and what it adds over plain:
 instructions, first-level instruction-cache misses (code fetched again),
@@ -66,6 +71,7 @@ from cold_cache import (  # bench/cold_cache.py: graywsgi's own functions, reada
 from gunicorn_ab import (  # bench/gunicorn_ab.py
     HEADERS,
     PATH,
+    WORKERS,
     free_port,
     get,
     positive_int,
@@ -124,16 +130,18 @@ def serve_in_turn(port: int, count: int, deadline: float) -> None:
         following.close()
 
 
-def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float) -> Path:
+def life(app: str, requests: int, warmup: int, scratch: Path, timeout: float, worker_class: str = "sync") -> Path:
     """Serve ``warmup + requests`` requests from ``app`` in a gunicorn worker
-    under cachegrind; the worker's output file."""
+    of ``worker_class`` (configured as ``bench/gunicorn_ab.py`` does) under
+    cachegrind; the worker's output file."""
     out = scratch / f"{app}-{requests}"
     port = free_port()
     command = [
         "valgrind", "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes", f"--cachegrind-out-file={out}.%p",
         *(f"--{name}={size},{ways},{line}" for name, (size, ways, line) in CACHES.items()),
         sys.executable, "-m", "gunicorn", f"ab_app:{app}", "--chdir", str(HERE), "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "sync", "--workers", "1", "--timeout", str(int(timeout)), "--graceful-timeout", "120",
+        "--worker-class", worker_class, *WORKERS[worker_class], "--timeout", str(int(timeout)),
+        "--graceful-timeout", "120",
         "--log-level", "warning",
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -199,8 +207,10 @@ def by_function(out: Path, timeout: float) -> dict[str, tuple[int, int]]:
 
 def run(*, quick: bool = False, first: int | None = None, second: int | None = None,
         apps: t.Sequence[str] | None = None, functions: int = 0, log: t.TextIO | None = None,
-        timeout: float = 900.0) -> dict[str, t.Any]:
+        timeout: float = 900.0, worker_class: str = "sync") -> dict[str, t.Any]:
     """Per-request figures for every application; see the module docs."""
+    if worker_class not in WORKERS:
+        raise ValueError(f"unknown worker class {worker_class!r}; expected one of {', '.join(WORKERS)}")
     first, second = first or LIVES[quick][0], second or LIVES[quick][1]
     callgrind.check_runs(first, second, ("valgrind", "cg_annotate"))
     apps = list(dict.fromkeys(apps or (APPS[:2] if quick else APPS)))
@@ -215,8 +225,8 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
     top: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for app in apps:
-            low_out = life(app, first, warmup, Path(scratch), timeout)
-            high_out = life(app, second, warmup, Path(scratch), timeout)
+            low_out = life(app, first, warmup, Path(scratch), timeout, worker_class)
+            high_out = life(app, second, warmup, Path(scratch), timeout, worker_class)
             low, high = totals(low_out), totals(high_out)
             per_request[app] = {shown: sum(high[e] - low[e] for e in events) / (second - first)
                                 for shown, events in SHOWN.items()}
@@ -232,14 +242,15 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
                 top = top[:functions]
             if log:
                 print(f"in server, {app}: {per_request[app]}", file=log)
-    return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "per_request": per_request,
-            "graywsgi_code": own, "functions": top, "table": table(per_request, own, top, first, second)}
+    return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "worker_class": worker_class,
+            "per_request": per_request, "graywsgi_code": own, "functions": top,
+            "table": table(per_request, own, top, first, second, worker_class)}
 
 
 def table(per_request: dict[str, dict[str, float]], own: dict[str, dict[str, float]],
-          top: list[tuple[str, float, float]], first: int, second: int) -> str:
+          top: list[tuple[str, float, float]], first: int, second: int, worker_class: str = "sync") -> str:
     base = per_request[APPS[0]]
-    lines = [(f"per request inside a gunicorn sync worker (valgrind --tool=cachegrind, simulated L1 32 KiB, L2 1 MiB;"
+    lines = [(f"per request inside a gunicorn {worker_class} worker (valgrind --tool=cachegrind, simulated L1 32 KiB, L2 1 MiB;"
               f" lives of {first:,} and {second:,} requests), and over {APPS[0]}"),
              f"{'':24}" + "".join(f"{app:>22}" for app in per_request)]
     for shown in SHOWN:
@@ -265,6 +276,8 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--second", type=positive_int, help="requests in the second life (default 800)")
     parser.add_argument("--functions", type=positive_int, default=0,
                         help="also list the chain's compiled functions with the most L1i misses")
+    parser.add_argument("--worker-class", choices=tuple(WORKERS), default="sync",
+                        help="the gunicorn worker class, configured as bench/gunicorn_ab.py does (default sync)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     apps = None
@@ -278,7 +291,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         parser.error(f"--second must be more than --first ({second} <= {first})")
     try:
         result = run(quick=args.quick, first=first, second=second, apps=apps, functions=args.functions,
-                     log=sys.stderr)
+                     log=sys.stderr, worker_class=args.worker_class)
     except RuntimeError as error:
         print(f"in_server_counts: {error}", file=sys.stderr)
         return 1

@@ -99,6 +99,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/in_server_counts.py", ["--first", "100", "--second", "50"],
          "--second must be more than --first (50 <= 100)"),
         ("bench/in_server_counts.py", ["--functions", "0"], "--functions: must be > 0, got '0'"),
+        ("bench/in_server_counts.py", ["--worker-class", "eventlet"], "--worker-class: invalid choice: 'eventlet'"),
         ("bench/callgrind_steps.py", ["--requests", "5"], "--requests: must be at least 100"),
         ("bench/cold_cache.py", ["--timed", "--sweep-mib", "0"], "--sweep-mib: must be > 0, got '0'"),
         ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
@@ -331,6 +332,11 @@ def test_ab_refuses_an_unknown_lean_middleware_before_starting_a_server() -> Non
         _gunicorn_ab().run(quick=True, also=["nginx"])
 
 
+def test_in_server_counts_refuses_an_unknown_worker_class_before_starting_a_server() -> None:
+    with pytest.raises(ValueError, match="unknown worker class 'eventlet'; expected one of sync, gthread"):
+        load_bench_module("in_server_counts").run(quick=True, worker_class="eventlet")
+
+
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
                     reason="counts in real gunicorn workers: once per test run is enough")
 def test_in_server_counts_quick_run_counts_each_request_inside_a_gunicorn_worker() -> None:
@@ -340,6 +346,7 @@ def test_in_server_counts_quick_run_counts_each_request_inside_a_gunicorn_worker
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["requests"] == [50, 150]
+    assert report["worker_class"] == "sync"
     plain, chained = report["per_request"]["plain"], report["per_request"]["chained"]
     # A request in a worker is gunicorn's parsing and writing and Flask's
     # work: several hundred thousand instructions; the chain's run on top.
@@ -356,6 +363,25 @@ def test_in_server_counts_quick_run_counts_each_request_inside_a_gunicorn_worker
         assert any(name.startswith("graywsgi.layers.") for name, _i, _m in top), top
     else:
         assert own["chained"]["instructions"] == 0 and top == []
+
+
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="counts in real gunicorn workers: once per test run is enough")
+def test_in_server_counts_serves_one_life_from_a_gthread_worker(tmp_path: Path) -> None:
+    """``--worker-class gthread``: one life (of the four a run needs) in a
+    real gthread worker with 4 threads, counted through the chain."""
+    import graywsgi.speedups
+
+    counts = load_bench_module("in_server_counts")
+    out = counts.life("chained", 20, 5, tmp_path, 600.0, "gthread")
+    command = next(line for line in out.read_text().splitlines() if line.startswith("cmd:"))
+    assert "--worker-class gthread --workers 1 --threads 4" in command
+    assert counts.totals(out)["Ir"] > 1_000_000
+    own = {name: ir for name, (ir, _misses) in counts.by_function(out, 120.0).items() if counts.OWN.search(name)}
+    if graywsgi.speedups.compiled():
+        assert sum(own.values()) > 25 * 1_000  # 25 requests through the compiled chain, thousands each
+    else:
+        assert own == {}
 
 
 @pytest.mark.parametrize(("function", "shown"), [
