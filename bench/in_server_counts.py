@@ -7,6 +7,7 @@ Flask are dev dependencies)::
     python bench/in_server_counts.py --quick    # 50 and 150 requests for plain and chained (smoke run)
     python bench/in_server_counts.py --functions 20   # ... and the chain's 20 functions with the most L1i misses
     python bench/in_server_counts.py --worker-class gthread   # the same in a gthread worker (4 threads)
+    python bench/in_server_counts.py --over-plain 20  # ... and the 20 functions anywhere the chain adds misses to most
 
 ``bench/gunicorn_ab.py`` measures what the chain costs a gunicorn worker in
 requests per second, and its rounds move by several points with the
@@ -206,9 +207,14 @@ def by_function(out: Path, timeout: float) -> dict[str, tuple[int, int]]:
 
 
 def run(*, quick: bool = False, first: int | None = None, second: int | None = None,
-        apps: t.Sequence[str] | None = None, functions: int = 0, log: t.TextIO | None = None,
-        timeout: float = 900.0, worker_class: str = "sync") -> dict[str, t.Any]:
-    """Per-request figures for every application; see the module docs."""
+        apps: t.Sequence[str] | None = None, functions: int = 0, over_plain: int = 0,
+        log: t.TextIO | None = None, timeout: float = 900.0, worker_class: str = "sync") -> dict[str, t.Any]:
+    """Per-request figures for every application; see the module docs.
+
+    ``functions``: the chain's compiled functions with the most L1i misses;
+    ``over_plain``: the functions anywhere in the worker (CPython, Flask,
+    gunicorn, graywsgi) whose L1i misses grow most from plain to the chain.
+    """
     if worker_class not in WORKERS:
         raise ValueError(f"unknown worker class {worker_class!r}; expected one of {', '.join(WORKERS)}")
     first, second = first or LIVES[quick][0], second or LIVES[quick][1]
@@ -223,6 +229,8 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
     per_request: dict[str, dict[str, float]] = {}
     own: dict[str, dict[str, float]] = {}
     top: list[tuple[str, float, float]] = []
+    #: app -> function -> (instructions, L1i misses) a request, every function the worker ran
+    per_function: dict[str, dict[str, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for app in apps:
             low_out = life(app, first, warmup, Path(scratch), timeout, worker_class)
@@ -231,26 +239,43 @@ def run(*, quick: bool = False, first: int | None = None, second: int | None = N
             per_request[app] = {shown: sum(high[e] - low[e] for e in events) / (second - first)
                                 for shown, events in SHOWN.items()}
             low_functions, high_functions = by_function(low_out, timeout), by_function(high_out, timeout)
-            added: dict[str, tuple[float, float]] = {}  # graywsgi's functions: (instructions, L1i misses) a request
+            per_function[app] = {}
             for name in {*low_functions, *high_functions}:
-                if OWN.search(name):
-                    (low_i, low_m), (high_i, high_m) = low_functions.get(name, (0, 0)), high_functions.get(name, (0, 0))
-                    added[name] = ((high_i - low_i) / (second - first), (high_m - low_m) / (second - first))
+                (low_i, low_m), (high_i, high_m) = low_functions.get(name, (0, 0)), high_functions.get(name, (0, 0))
+                per_function[app][name] = ((high_i - low_i) / (second - first), (high_m - low_m) / (second - first))
+            added = {name: counts for name, counts in per_function[app].items() if OWN.search(name)}  # graywsgi's
             own[app] = {"instructions": sum(i for i, _ in added.values()), "L1i misses": sum(m for _, m in added.values())}
             if app == "chained" and functions:
                 top = sorted(((readable(name), i, m) for name, (i, m) in added.items()), key=lambda row: -row[2])
                 top = top[:functions]
             if log:
                 print(f"in server, {app}: {per_request[app]}", file=log)
+    grown = grown_over_plain(per_function, over_plain) if over_plain and "chained" in per_function else []
     return {"requests": [first, second], "warmup": warmup, "caches": CACHES, "worker_class": worker_class,
-            "per_request": per_request, "graywsgi_code": own, "functions": top,
-            "table": table(per_request, own, top, first, second, worker_class)}
+            "per_request": per_request, "graywsgi_code": own, "functions": top, "over_plain": grown,
+            "table": table(per_request, own, top, first, second, worker_class, grown)}
+
+
+def grown_over_plain(per_function: dict[str, dict[str, tuple[float, float]]],
+                     count: int) -> list[tuple[str, float, float]]:
+    """The ``count`` functions whose L1i misses a request grow most from
+    plain to the chain: (name, instructions added, misses added). A function
+    whose instructions barely move but whose misses grow is code of the
+    server or of Flask that the chain's own code pushed out of the cache."""
+    plain, chained = per_function[APPS[0]], per_function["chained"]
+    rows = []
+    for name in {*plain, *chained}:
+        (plain_i, plain_m), (chained_i, chained_m) = plain.get(name, (0, 0)), chained.get(name, (0, 0))
+        rows.append((readable(name), chained_i - plain_i, chained_m - plain_m))
+    return sorted(rows, key=lambda row: -row[2])[:count]
 
 
 def table(per_request: dict[str, dict[str, float]], own: dict[str, dict[str, float]],
-          top: list[tuple[str, float, float]], first: int, second: int, worker_class: str = "sync") -> str:
+          top: list[tuple[str, float, float]], first: int, second: int, worker_class: str = "sync",
+          grown: t.Sequence[tuple[str, float, float]] = ()) -> str:
     base = per_request[APPS[0]]
-    lines = [(f"per request inside a gunicorn {worker_class} worker (valgrind --tool=cachegrind, simulated L1 32 KiB, L2 1 MiB;"
+    lines = [(f"per request inside a gunicorn {worker_class} worker"
+              " (valgrind --tool=cachegrind, simulated L1 32 KiB, L2 1 MiB;"
               f" lives of {first:,} and {second:,} requests), and over {APPS[0]}"),
              f"{'':24}" + "".join(f"{app:>22}" for app in per_request)]
     for shown in SHOWN:
@@ -265,6 +290,10 @@ def table(per_request: dict[str, dict[str, float]], own: dict[str, dict[str, flo
         lines.append(f"\nthe chain's {len(top)} compiled functions with the most L1i misses per request"
                      " (instructions, misses):")
         lines.extend(f"{instructions:10,.0f} {misses:8,.1f}  {name}" for name, instructions, misses in top)
+    if grown:
+        lines.append(f"\nthe {len(grown)} functions anywhere in the worker whose L1i misses grow most from plain to"
+                     " chained, per request (instructions added, misses added):")
+        lines.extend(f"{instructions:+10,.0f} {misses:+8,.1f}  {name}" for name, instructions, misses in grown)
     return "\n".join(lines)
 
 
@@ -276,6 +305,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument("--second", type=positive_int, help="requests in the second life (default 800)")
     parser.add_argument("--functions", type=positive_int, default=0,
                         help="also list the chain's compiled functions with the most L1i misses")
+    parser.add_argument("--over-plain", type=positive_int, default=0, metavar="N",
+                        help="also list the N functions anywhere in the worker whose L1i misses grow most"
+                             " from plain to chained")
     parser.add_argument("--worker-class", choices=tuple(WORKERS), default="sync",
                         help="the gunicorn worker class, configured as bench/gunicorn_ab.py does (default sync)")
     parser.add_argument("--json", action="store_true")
@@ -291,7 +323,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         parser.error(f"--second must be more than --first ({second} <= {first})")
     try:
         result = run(quick=args.quick, first=first, second=second, apps=apps, functions=args.functions,
-                     log=sys.stderr, worker_class=args.worker_class)
+                     over_plain=args.over_plain, log=sys.stderr, worker_class=args.worker_class)
     except RuntimeError as error:
         print(f"in_server_counts: {error}", file=sys.stderr)
         return 1

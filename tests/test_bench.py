@@ -100,6 +100,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
          "--second must be more than --first (50 <= 100)"),
         ("bench/in_server_counts.py", ["--functions", "0"], "--functions: must be > 0, got '0'"),
         ("bench/in_server_counts.py", ["--worker-class", "eventlet"], "--worker-class: invalid choice: 'eventlet'"),
+        ("bench/in_server_counts.py", ["--over-plain", "-3"], "--over-plain: must be > 0, got '-3'"),
         ("bench/callgrind_steps.py", ["--requests", "5"], "--requests: must be at least 100"),
         ("bench/cold_cache.py", ["--timed", "--sweep-mib", "0"], "--sweep-mib: must be > 0, got '0'"),
         ("bench/cold_cache.py", ["--timed", "--idle-us", "x"], "--idle-us: expected a whole number, got 'x'"),
@@ -332,6 +333,22 @@ def test_ab_refuses_an_unknown_lean_middleware_before_starting_a_server() -> Non
         _gunicorn_ab().run(quick=True, also=["nginx"])
 
 
+def test_over_plain_ranks_every_function_by_the_misses_the_chain_adds() -> None:
+    counts = load_bench_module("in_server_counts")
+    per_function = {
+        "plain": {"_PyEval_EvalFrameDefault": (90_000.0, 400.0), "flask_only": (500.0, 30.0)},
+        "chained": {
+            "_PyEval_EvalFrameDefault": (90_040.0, 537.0),  # barely more work, much more fetched again
+            "__pyx_f_8graywsgi_6layers_8pipeline_8Pipeline__call": (320.0, 31.0),  # only in the chain
+        },
+    }
+    assert counts.grown_over_plain(per_function, 2) == [
+        ("_PyEval_EvalFrameDefault", 40.0, 137.0),
+        ("graywsgi.layers.pipeline.Pipeline._call", 320.0, 31.0),
+    ]
+    assert counts.grown_over_plain(per_function, 5)[-1] == ("flask_only", -500.0, -30.0)  # only in plain: counted too
+
+
 def test_in_server_counts_refuses_an_unknown_worker_class_before_starting_a_server() -> None:
     with pytest.raises(ValueError, match="unknown worker class 'eventlet'; expected one of sync, gthread"):
         load_bench_module("in_server_counts").run(quick=True, worker_class="eventlet")
@@ -342,11 +359,15 @@ def test_in_server_counts_refuses_an_unknown_worker_class_before_starting_a_serv
 def test_in_server_counts_quick_run_counts_each_request_inside_a_gunicorn_worker() -> None:
     import graywsgi.speedups
 
-    done = run_bench("bench/in_server_counts.py", "--quick", "--functions", "5", "--json", timeout=900)
+    done = run_bench("bench/in_server_counts.py", "--quick", "--functions", "5", "--over-plain", "8", "--json",
+                     timeout=900)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["requests"] == [50, 150]
     assert report["worker_class"] == "sync"
+    grown = report["over_plain"]
+    assert len(grown) == 8 and [m for _n, _i, m in grown] == sorted((m for _n, _i, m in grown), reverse=True)
+    assert grown[0][2] > 0  # the chain's code is fetched somewhere
     plain, chained = report["per_request"]["plain"], report["per_request"]["chained"]
     # A request in a worker is gunicorn's parsing and writing and Flask's
     # work: several hundred thousand instructions; the chain's run on top.
