@@ -30,9 +30,10 @@ connection is opened before the previous request is sent, so the worker
 takes the same path for every request (see ``serve_in_turn``). What still
 moves from run to run, for reasons not pinned down (the cyclic collector's
 timing is one candidate; running without address-space randomisation,
-``setarch -R``, did not steady it): the instructions per request by about
-0.2 % (2,000), the first-level misses by about 100, the second-level data
-misses by 100 or more -- compare those over several runs. The
+``setarch -R``, did not steady it): the instructions per request by 0.2 to
+1 % (2,000 to 8,000), the first-level misses by 100 to 750, the
+second-level data misses by 100 or more -- compare the applications
+within one run, and over several runs. The
 instructions and first-level misses in graywsgi's own code hold still
 (within a few instructions; the same misses). A ``gthread`` worker's
 threads take turns in an order no client can pin, and its totals move
