@@ -22,8 +22,9 @@ run under ``valgrind --tool=cachegrind`` with simulated caches
 (first-level instruction and data caches of 32 KiB, 8-way; a 1 MiB
 16-way second level, this host's). The worker serves a warm-up and then
 N1 requests, one connection each, from a client on 127.0.0.1, and is
-stopped (SIGTERM to the master, by process id); a second life serves N2. The worker's totals at exit, N2's minus N1's,
-divided by N2 - N1, are what one request costs in the worker: gunicorn's
+stopped (SIGTERM to the master, by process id); a second life serves N2.
+The worker's totals at exit, N2's minus N1's, divided by N2 - N1, are
+what one request costs in the worker: gunicorn's
 parsing and writing, Flask, the middleware and the collector, everything
 but the kernel. ``PYTHONHASHSEED=0`` in both lives, and each request's
 connection is opened before the previous request is sent, so the worker
@@ -37,7 +38,7 @@ within one run, and over several runs. The
 instructions and first-level misses in graywsgi's own code hold still
 (within a few instructions; the same misses). A ``gthread`` worker's
 threads take turns in an order no client can pin, and its totals move
-more: the chain's added instructions read +19,900 and +32,300 in two runs
+more: the chain's added instructions read +19,900 and +26,300 in two runs
 on the same build -- compare several runs there.
 
 The table gives each application's figures and what it adds over plain:
