@@ -121,6 +121,9 @@ def budget_rows(main: dict[str, float], chain: dict[str, dict[str, float]], memo
         ratio = server["ratios"][worker_class]
         added = server.get("added_us", {}).get(worker_class)
         text = f"{ratio * 100:.1f} % of plain Flask" + (f" (+{added:.1f} µs/request)" if added is not None else "")
+        interval = server.get("intervals", {}).get(worker_class)
+        if interval not in (None, "n/a"):  # the median's distribution-free interval (bench/gunicorn_ab.py)
+            text += f", median's 95 % CI {interval}"
         fused = server.get("lean", {}).get("fused", {}).get(worker_class)
         if fused is not None:  # the hand-written fused floor, in the same rounds: what lean middleware keeps
             text += f"; fused floor {fused * 100:.1f} %"

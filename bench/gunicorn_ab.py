@@ -8,6 +8,7 @@ client when ``wrk`` is not on the PATH)::
     python bench/gunicorn_ab.py --quick    # 1 round of 1 s (smoke run)
     python bench/gunicorn_ab.py --control  # also a second plain server A' in every round
     python bench/gunicorn_ab.py --also fused --also reference  # hand-written middleware beside B
+    python bench/gunicorn_ab.py --worker-class gthread   # one worker class only
 
 ``--also fused`` and ``--also reference`` load, in every round beside A and
 B, the same Flask hello-world behind the hand-written fused floor or the
@@ -32,7 +33,10 @@ rounds' own ratios: each round loads A and B back to back, so a round's
 B/A shares that moment's machine, where the ratio of the two medians can
 pair a quiet A round with a busy B round (in one run that morning single
 rounds ranged 2,086-3,130 req/s). The rounds' lowest and highest ratio
-are printed beside it. With ``--control`` (and in ``bench/run.py``'s
+are printed beside it, and a 95 % confidence interval for the median
+ratio that assumes nothing of how the rounds are distributed
+(:func:`median_interval`; 21 rounds or more narrow it): where the interval
+holds the budget's 95 %, that run alone cannot decide it. With ``--control`` (and in ``bench/run.py``'s
 full run) a second plain server A' is loaded in every round too, and
 A'/A, paired the same way, shows what the method reports for two
 identical servers: the error to read the verdict with. Every load run is
@@ -224,6 +228,9 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     :param also: hand-written middleware (keys of :data:`LEAN`) to load in
         every round too, each paired with A as B is.
     """
+    for worker_class in worker_classes:
+        if worker_class not in WORKERS:
+            raise ValueError(f"worker_classes: expected one of {', '.join(WORKERS)}, got {worker_class!r}")
     for name in also:
         if name not in LEAN:
             raise ValueError(f"also: expected one of {', '.join(LEAN)}, got {name!r}")
@@ -258,19 +265,23 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     lines = [f"gunicorn, Flask hello-world, load: {tool} -t1 -c{connections}, {rounds} alternating A/B rounds of {seconds} s"
              f" ({pinned})",
              f"{'worker class':14} {'A: plain req/s':>16} {'B: + core chain':>16} {'B/A':>7} {'rounds':>13}"
-             f" {'added':>9}   runs A | B"]
+             f" {'added':>9} {'95 % CI':>13}   runs A | B"]
     added = {}
+    intervals: dict[str, str] = {}
     lean: dict[str, dict[str, float]] = {name: {} for name in dict.fromkeys(also)}
     for worker_class, runs in samples.items():
         for name in ("chained", *lean):
             a, b = statistics.median(runs["plain"]), statistics.median(runs[name])
             try:
                 ratio, low, high, added_us = paired(runs["plain"], runs[name])
+                interval = interval_text(round_ratios(runs["plain"], runs[name]))
             except ValueError:  # a round served nothing (the Python client can): no verdict, the rest still prints
                 ratio = low = high = added_us = math.nan
+                interval = "n/a"
             if name == "chained":
                 ratios[worker_class] = ratio
                 added[worker_class] = added_us
+                intervals[worker_class] = interval
                 label = worker_class
             else:
                 lean[name][worker_class] = ratio
@@ -278,21 +289,34 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
             spread = " ".join(f"{x:.0f}" for x in runs["plain"]) + " | " + " ".join(f"{x:.0f}" for x in runs[name])
             span = f"{low * 100:.1f}-{high * 100:.1f}%"
             lines.append(f"{label:14} {a:16,.0f} {b:16,.0f} {ratio * 100:6.1f}% {span:>13}"
-                         f" {added_us:6.1f} µs   {spread}")
+                         f" {added_us:6.1f} µs {interval:>13}   {spread}")
     controls = {}
     for worker_class, runs in samples.items():
         if "control" in runs:
             try:
                 ratio, low, high, _added = paired(runs["plain"], runs["control"])
+                interval = interval_text(round_ratios(runs["plain"], runs["control"]))
             except ValueError:  # a round served nothing, as for B above
                 ratio = low = high = math.nan
+                interval = "n/a"
             controls[worker_class] = ratio
             lines.append(f"{worker_class} control: a second plain server A', A'/A {ratio * 100:.1f}%"
-                         f" (rounds {low * 100:.1f}-{high * 100:.1f}%): the method's own error for identical servers")
+                         f" (rounds {low * 100:.1f}-{high * 100:.1f}%, 95 % CI {interval}):"
+                         " the method's own error for identical servers")
     lines.extend(f"{name}: the same Flask app behind {LEAN[name]}" for name in lean)
     return {"tool": tool, "rounds": rounds, "seconds": seconds, "connections": connections, "pinned": pinned,
-            "samples": samples, "ratios": ratios, "added_us": added, "controls": controls, "lean": lean,
+            "samples": samples, "ratios": ratios, "added_us": added, "intervals": intervals, "controls": controls,
+            "lean": lean,
             "table": "\n".join(lines)}
+
+
+def round_ratios(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> list[float]:
+    """Each round's B/A (req/s, in round order); ValueError unless the rounds pair up and all served."""
+    if not a_runs or len(a_runs) != len(b_runs):
+        raise ValueError(f"need as many B rounds as A rounds, got {len(a_runs)} and {len(b_runs)}")
+    if min(*a_runs, *b_runs) <= 0:
+        raise ValueError("a round served nothing: no ratio to take")
+    return [b / a for a, b in zip(a_runs, b_runs)]
 
 
 def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float, float, float, float]:
@@ -301,13 +325,45 @@ def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float,
     :return: the median of the rounds' ratios B/A, the lowest and the
         highest, and the median time B adds per request in µs (1/B - 1/A).
     """
-    if not a_runs or len(a_runs) != len(b_runs):
-        raise ValueError(f"need as many B rounds as A rounds, got {len(a_runs)} and {len(b_runs)}")
-    if min(*a_runs, *b_runs) <= 0:
-        raise ValueError("a round served nothing: no ratio to take")
-    ratios = [b / a for a, b in zip(a_runs, b_runs)]
+    ratios = round_ratios(a_runs, b_runs)
     added = [(1 / b - 1 / a) * 1e6 for a, b in zip(a_runs, b_runs)]
     return statistics.median(ratios), min(ratios), max(ratios), statistics.median(added)
+
+
+def median_interval(values: t.Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median of ``values``.
+
+    The interval runs from the k-th lowest to the k-th highest value, with
+    the largest k for which fewer than k of n values fall below the true
+    median with probability at most ``(1 - confidence) / 2`` (a binomial
+    count with p = 1/2: each value lies below the median by even chance).
+    It assumes nothing of the values' distribution, only that the rounds
+    are independent draws; for 21 rounds it is the 6th to the 16th value
+    (97.3 % coverage), for 11 the 2nd to the 10th.
+
+    :return: ``(low, high)``, or ``None`` when there are too few values for
+        any interval to reach ``confidence`` (fewer than 6 at 95 %).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie between 0 and 1, got {confidence!r}")
+    count = len(values)
+    tail = 0  # P(at most i values below the median), summed as i grows
+    k = 0
+    for below in range(count):
+        tail += math.comb(count, below)
+        if tail / 2 ** count > (1 - confidence) / 2:
+            break
+        k = below + 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[count - k]
+
+
+def interval_text(values: t.Sequence[float]) -> str:
+    """:func:`median_interval` of ratios as percentages, ``"n/a"`` without one."""
+    interval = median_interval(values)
+    return "n/a" if interval is None else f"{interval[0] * 100:.1f}-{interval[1] * 100:.1f}%"
 
 
 def positive_int(text: str) -> int:
@@ -337,11 +393,15 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
         parser.add_argument("--also", action="append", choices=LEAN, default=[],
                             help="also load this hand-written middleware each round, paired with A as B is: "
                                  + "; ".join(f"{k}: {v}" for k, v in LEAN.items()))
+        parser.add_argument("--worker-class", action="append", choices=tuple(WORKERS), dest="worker_classes",
+                            help="run this worker class only (repeat for both; default: sync and gthread)")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     options: dict[str, t.Any] = {"control": True} if getattr(args, "control", False) else {}
     if getattr(args, "also", None):
         options["also"] = args.also
+    if getattr(args, "worker_classes", None):
+        options["worker_classes"] = tuple(dict.fromkeys(args.worker_classes))
     result = run(quick=args.quick, rounds=args.rounds, seconds=args.seconds, connections=args.connections,
                  log=sys.stderr, pin=not args.no_pin, **options)
     if args.json:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -95,6 +97,7 @@ def test_bench_quick_run_prints_the_tables(tmp_path: Path) -> None:
         ("bench/gunicorn_ab.py", ["--rounds", "0"], "--rounds: must be > 0"),
         ("bench/gunicorn_ab.py", ["--seconds", "two"], "--seconds: expected a whole number, got 'two'"),
         ("bench/gunicorn_ab.py", ["--also", "nginx"], "--also: invalid choice: 'nginx'"),
+        ("bench/gunicorn_ab.py", ["--worker-class", "eventlet"], "--worker-class: invalid choice: 'eventlet'"),
         ("bench/in_server_counts.py", ["--apps", "plain,nginx"], "--apps: expected names from plain, chained"),
         ("bench/in_server_counts.py", ["--first", "100", "--second", "50"],
          "--second must be more than --first (50 <= 100)"),
@@ -188,6 +191,36 @@ def test_ab_verdict_differs_from_the_ratio_of_medians_when_rounds_drift() -> Non
     ratio, low, high, _ = _gunicorn_ab().paired(a, b)
     assert ratio == pytest.approx(0.9)
     assert (low, high) == (pytest.approx(0.8), pytest.approx(1.0))
+
+
+def test_median_interval_takes_the_order_statistics_a_binomial_count_allows() -> None:
+    gunicorn_ab = _gunicorn_ab()
+    # Shuffled, so that the function has to sort: 21 rounds -> the 6th and
+    # 16th lowest (P(Binomial(21, 1/2) <= 5) = 0.0133 <= 0.025 < P(<= 6) = 0.0392).
+    values = [float(v) for v in (14, 3, 21, 9, 1, 18, 6, 11, 20, 2, 16, 8, 13, 5, 19, 10, 4, 17, 7, 15, 12)]
+    assert gunicorn_ab.median_interval(values) == (6.0, 16.0)
+    assert gunicorn_ab.median_interval([float(v) for v in range(11, 0, -1)]) == (2.0, 10.0)  # 67/2048 > 0.025
+    assert gunicorn_ab.median_interval([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == (1.0, 6.0)  # 1/64 <= 0.025
+    assert gunicorn_ab.median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # even min..max covers only 93.8 %
+    assert gunicorn_ab.median_interval([1.0, 2.0, 3.0, 4.0, 5.0], confidence=0.9) == (1.0, 5.0)
+    assert gunicorn_ab.interval_text([0.9] * 10 + [0.95] * 11) == "90.0-95.0%"
+    assert gunicorn_ab.interval_text([0.9, 0.95]) == "n/a"
+    for confidence in (0.0, 1.0, 95.0):
+        with pytest.raises(ValueError, match="confidence must lie between 0 and 1"):
+            gunicorn_ab.median_interval(values, confidence=confidence)
+
+
+def test_median_interval_covers_the_true_median_as_often_as_it_claims() -> None:
+    # Rounds drawn from a skewed distribution (exponential, median ln 2): the
+    # 21-round interval claims 97.3 %, so 4,000 runs should cover it within
+    # a few tenths of a point of that -- a binomial count has sd 0.26 points here.
+    gunicorn_ab = _gunicorn_ab()
+    draw = random.Random(20261207)
+    covered = 0
+    for _ in range(4_000):
+        low, high = gunicorn_ab.median_interval([draw.expovariate(1.0) for _ in range(21)])
+        covered += low <= math.log(2) <= high
+    assert covered / 4_000 == pytest.approx(1 - 2 * 27_896 / 2**21, abs=0.012)
 
 
 @pytest.mark.parametrize("a, b", [([], []), ([1.0, 2.0], [1.0]), ([1.0, 0.0], [1.0, 1.0])])
@@ -302,6 +335,33 @@ def test_budget_summary_quotes_the_fused_floor_from_the_same_rounds() -> None:
     assert by_name["gunicorn req/s with core chain, sync"] == (
         "93.0 % of plain Flask (+19.9 µs/request); fused floor 97.7 %", False)
     assert by_name["gunicorn req/s with core chain, gthread"][0].endswith("; fused floor 96.9 %")
+
+
+def test_budget_summary_quotes_the_interval_of_the_median_when_the_run_has_one() -> None:
+    budgets = load_bench_module("budgets")
+    server = {"ratios": {"sync": 0.96, "gthread": 0.94}, "added_us": {"sync": 9.0, "gthread": 17.0},
+              "intervals": {"sync": "94.1-97.3%", "gthread": "n/a"}}
+    rows = budgets.budget_rows({budgets.RULES[10]: 1.0, budgets.RULES[10_000]: 1.0}, {}, [], server, None,
+                               None, main_path=budgets.COMPILED)
+    by_name = {name: (measured, passed) for name, _limit, measured, passed in rows}
+    assert by_name["gunicorn req/s with core chain, sync"] == (
+        "96.0 % of plain Flask (+9.0 µs/request), median's 95 % CI 94.1-97.3%", True)
+    assert by_name["gunicorn req/s with core chain, gthread"] == (  # one round: no interval to quote
+        "94.0 % of plain Flask (+17.0 µs/request)", False)
+
+
+def test_ab_refuses_an_unknown_worker_class_before_starting_a_server() -> None:
+    with pytest.raises(ValueError, match="worker_classes: expected one of sync, gthread, got 'eventlet'"):
+        _gunicorn_ab().run(quick=True, worker_classes=("gthread", "eventlet"))
+
+
+def test_ab_runs_only_the_worker_class_asked_for() -> None:
+    done = run_bench("bench/gunicorn_ab.py", "--quick", "--worker-class", "gthread", "--json", timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["samples"]) == list(report["ratios"]) == ["gthread"]
+    assert "gunicorn gthread plain:" in done.stderr and "gunicorn sync" not in done.stderr
+    assert report["intervals"] == {"gthread": "n/a"}  # one round: too few for a 95 % interval
 
 
 def test_ab_control_loads_a_second_plain_server_in_every_round() -> None:
