@@ -36,8 +36,9 @@ rounds ranged 2,086-3,130 req/s). The rounds' lowest and highest ratio
 are printed beside it, and a 95 % confidence interval for the median
 ratio that assumes nothing of how the rounds are distributed
 (:func:`median_interval`; 21 rounds or more narrow it): where the interval
-holds the budget's 95 %, that run alone cannot decide it. With ``--control`` (and in ``bench/run.py``'s
-full run) a second plain server A' is loaded in every round too, and
+holds the budget's 95 %, that run alone cannot decide it. With
+``--control`` (and in ``bench/run.py``'s full run) a second plain server
+A' is loaded in every round too, and
 A'/A, paired the same way, shows what the method reports for two
 identical servers: the error to read the verdict with. Every load run is
 bounded by a timeout, and the servers are stopped by process id (SIGTERM,
