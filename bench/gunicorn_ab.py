@@ -273,12 +273,7 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     for worker_class, runs in samples.items():
         for name in ("chained", *lean):
             a, b = statistics.median(runs["plain"]), statistics.median(runs[name])
-            try:
-                ratio, low, high, added_us = paired(runs["plain"], runs[name])
-                interval = interval_text(round_ratios(runs["plain"], runs[name]))
-            except ValueError:  # a round served nothing (the Python client can): no verdict, the rest still prints
-                ratio = low = high = added_us = math.nan
-                interval = "n/a"
+            ratio, low, high, added_us, interval = verdict(runs["plain"], runs[name])
             if name == "chained":
                 ratios[worker_class] = ratio
                 added[worker_class] = added_us
@@ -294,12 +289,7 @@ def run(*, quick: bool = False, rounds: int | None = None, seconds: int | None =
     controls = {}
     for worker_class, runs in samples.items():
         if "control" in runs:
-            try:
-                ratio, low, high, _added = paired(runs["plain"], runs["control"])
-                interval = interval_text(round_ratios(runs["plain"], runs["control"]))
-            except ValueError:  # a round served nothing, as for B above
-                ratio = low = high = math.nan
-                interval = "n/a"
+            ratio, low, high, _added, interval = verdict(runs["plain"], runs["control"])
             controls[worker_class] = ratio
             lines.append(f"{worker_class} control: a second plain server A', A'/A {ratio * 100:.1f}%"
                          f" (rounds {low * 100:.1f}-{high * 100:.1f}%, 95 % CI {interval}):"
@@ -329,6 +319,16 @@ def paired(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float,
     ratios = round_ratios(a_runs, b_runs)
     added = [(1 / b - 1 / a) * 1e6 for a, b in zip(a_runs, b_runs)]
     return statistics.median(ratios), min(ratios), max(ratios), statistics.median(added)
+
+
+def verdict(a_runs: t.Sequence[float], b_runs: t.Sequence[float]) -> tuple[float, float, float, float, str]:
+    """:func:`paired` and the median ratio's :func:`interval_text`; NaNs and
+    ``"n/a"`` when a round served nothing (the Python client can), so that
+    the rest of the table still prints."""
+    try:
+        return (*paired(a_runs, b_runs), interval_text(round_ratios(a_runs, b_runs)))
+    except ValueError:
+        return math.nan, math.nan, math.nan, math.nan, "n/a"
 
 
 def median_interval(values: t.Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:

@@ -225,6 +225,17 @@ def test_median_interval_covers_the_true_median_as_often_as_it_claims() -> None:
     assert covered / 4_000 == pytest.approx(1 - 2 * 27_896 / 2**21, abs=0.012)
 
 
+def test_ab_table_verdict_gives_the_interval_or_no_verdict_when_a_round_served_nothing() -> None:
+    gunicorn_ab = _gunicorn_ab()
+    a = [1000.0 + 10 * i for i in range(21)]
+    b = [x * (0.90 + 0.005 * i) for i, x in enumerate(a)]  # round ratios 0.900, 0.905, ..., 1.000
+    ratio, low, high, _added, interval = gunicorn_ab.verdict(a, b)
+    assert (ratio, low, high) == (pytest.approx(0.95), pytest.approx(0.90), pytest.approx(1.0))
+    assert interval == "92.5-97.5%"  # the 6th and 16th of the 21 ratios
+    stopped = gunicorn_ab.verdict([1000.0, 0.0], [900.0, 950.0])
+    assert all(math.isnan(x) for x in stopped[:4]) and stopped[4] == "n/a"
+
+
 @pytest.mark.parametrize("a, b", [([], []), ([1.0, 2.0], [1.0]), ([1.0, 0.0], [1.0, 1.0])])
 def test_ab_verdict_refuses_unpaired_or_empty_rounds(a: list[float], b: list[float]) -> None:
     with pytest.raises(ValueError):
