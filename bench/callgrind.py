@@ -68,19 +68,26 @@ def child(case: str, requests: int) -> None:
 
 def count(case: str, requests: int, pure: str, timeout: float) -> int:
     """Instructions valgrind counted for one child run (``pure``: the value of GRAYWSGI_PURE_PYTHON)."""
-    command = [
-        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-        "--child", case, str(requests),
-    ]
+    return collected([__file__, "--child", case, str(requests)], case, timeout, {"GRAYWSGI_PURE_PYTHON": pure})
+
+
+def collected(arguments: t.Sequence[str], what: str, timeout: float, env: t.Mapping[str, str] | None = None) -> int:
+    """Instructions callgrind counted in ``python <arguments>``, run from the
+    repository root with ``env`` added to this process's environment;
+    ``what`` names the run in an error."""
+    # -B: no .pyc is written, so a module whose .pyc is missing or stale is
+    # compiled in both runs of a pair alike (written by the first, it would
+    # count in that run only: millions of instructions).
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-B", *arguments]
     # A fixed hash seed: with a random one, dict and set layouts (and so the
     # instructions spent probing them) differ from one run to the next.
-    env = {**os.environ, "GRAYWSGI_PURE_PYTHON": pure, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    full_env = {**os.environ, **(env or {}), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"valgrind run of {case} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"valgrind run of {what} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
     if not found:
-        raise RuntimeError(f"no instruction count in valgrind's output for {case}:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"no instruction count in valgrind's output for {what}:\n{done.stderr[-2000:]}")
     return int(found.group(1))
 
 

@@ -15,10 +15,31 @@ expression cannot be indexed and are checked one by one, so their cost
 grows with the number of rules before the one that matches (no budget;
 docs/routing.md gives the figures). Repetitions go round-robin over every
 case, so a noisy moment hits all of them alike; the table gives medians.
+
+On a busy machine the timed ratios move by more than the budget's margin
+(one full run on a host at half speed put header rules at 1.39x and the
+Router's case at 1.50x). ``--count`` settles it without a clock::
+
+    python bench/rule_scaling.py --count                  # every indexed shape, 10 and 10,000 rules
+    python bench/rule_scaling.py --count --shape header   # one shape (the option repeats)
+
+It counts the instructions of one request at 10 and at 10,000 rules with
+valgrind's callgrind, the way ``bench/callgrind.py`` counts the chain: a
+fresh Python per run, 200 and then 1,200 requests after the same warm-up,
+the difference of the two totals over the 1,000 between them (the rule
+set's construction cancels out). An index that works costs the same
+instructions at both sizes; one that scans grows with the rules. The rule
+set is frozen out of the cyclic collector's reach after the warm-up
+(``gc.freeze()``): a full collection walks every object of it, and
+whether one fell between the ends of the two runs moved a shape's count
+by thousands of instructions a request.
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
+import json
 import statistics
 import sys
 import typing as t
@@ -26,11 +47,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import callgrind  # bench/callgrind.py: valgrind's count of one run
+from run import (  # bench/run.py: the same floor app and loop
+    _start_response,
+    bare_app,
+    positive,
+    run_once,
+)
 from werkzeug.test import create_environ
 
 from graywsgi import Extraction, Router
-from graywsgi.rules.model import Backend, Cluster, PathMatch, Rule, RuleSet, ValueCondition
-from run import _start_response, bare_app, run_once, table_script  # bench/run.py: the same floor app, loop, command line
+from graywsgi.rules.model import (
+    Backend,
+    Cluster,
+    PathMatch,
+    Rule,
+    RuleSet,
+    ValueCondition,
+)
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -130,8 +164,87 @@ def table(result: dict[str, t.Any]) -> str:
     return "\n".join(lines)
 
 
+def child(shape: str, count: int, requests: int) -> None:
+    """Serve ``shape``'s request with ``count`` rules: 50 warm-up requests, then ``requests`` (what callgrind counts)."""
+    app = Extraction(Router(bare_app, ruleset(shape, count)))
+    environ = request(shape, count)
+    check(environ, shape, count)
+    run_once(app, environ, 50)
+    # The rule set out of the cyclic collector's reach, as a preloaded
+    # gunicorn app can put it: a full collection walks every object of a
+    # 10,000-rule set, and whether one falls between the two runs' ends
+    # moved a shape's count by thousands of instructions a request --
+    # the collector's cost, not the index's.
+    gc.collect()
+    gc.freeze()
+    run_once(app, environ, requests)
+
+
+def count_instructions(*, shapes: t.Sequence[str] | None = None, counts: tuple[int, int] = (COUNTS[0], COUNTS[-1]),
+                       first: int = 200, second: int = 1_200, timeout: float = 600.0,
+                       log: t.TextIO | None = None) -> dict[str, t.Any]:
+    """Instructions per request for each shape at the two rule counts, and their ratio (see the module docs)."""
+    shapes = list(shapes) if shapes else [shape for shape, (_match, indexed) in SHAPES.items() if indexed]
+    unknown = [shape for shape in shapes if shape not in SHAPES]
+    if unknown:
+        raise ValueError(f"no rule shape {', '.join(map(repr, unknown))}; the shapes are {', '.join(SHAPES)}")
+    callgrind.check_runs(first, second)
+    per_request: dict[str, dict[int, int]] = {}
+    for shape in shapes:
+        per_request[shape] = {}
+        for count in counts:
+            low, high = (callgrind.collected([__file__, "--child", shape, str(count), str(requests)],
+                                             f"{shape} with {count} rules", timeout)
+                         for requests in (first, second))
+            per_request[shape][count] = round((high - low) / (second - first))
+            if log:
+                print(f"rule scaling, {shape}, {count:,} rules: {per_request[shape][count]:,} instructions per request",
+                      file=log)
+    ratios = {shape: found[counts[1]] / found[counts[0]] for shape, found in per_request.items()}
+    return {"counts": list(counts), "requests": [first, second], "instructions": per_request, "ratios": ratios}
+
+
+def count_table(result: dict[str, t.Any]) -> str:
+    low, high = result["counts"]
+    first, second = result["requests"]
+    lines = [(f"rule scaling, Extraction + Router, instructions per request (valgrind --tool=callgrind; runs of "
+              f"{first:,} and {second:,} requests)"),
+             f"{'shape':14} {low:>10,} {high:>10,} {f'{high:,}/{low:,}':>10}"]
+    for shape, ratio in result["ratios"].items():
+        found = result["instructions"][shape]
+        lines.append(f"{shape:14} {found[low]:10,} {found[high]:10,} {ratio:9.3f}x")
+    return "\n".join(lines)
+
+
 def main(argv: t.Sequence[str] | None = None) -> int:
-    return table_script(argv, __doc__, run, table, repeat=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (with --count: 1,000 rules, not 10,000)")
+    parser.add_argument("--repeat", type=positive(int), default=5)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--count", action="store_true", help="count instructions with callgrind instead of timing")
+    parser.add_argument("--shape", action="append", choices=tuple(SHAPES), help="with --count: this shape only")
+    parser.add_argument("--child", nargs=3, metavar=("SHAPE", "RULES", "REQUESTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        shape, rules, requests = args.child
+        if shape not in SHAPES or not rules.isdigit() or not requests.isdigit():
+            parser.error(f"--child takes a shape ({', '.join(SHAPES)}) and two numbers")
+        child(shape, int(rules), int(requests))
+        return 0
+    if args.shape and not args.count:
+        parser.error("--shape goes with --count")
+    if args.count:
+        counts = (COUNTS[0], COUNTS[1]) if args.quick else (COUNTS[0], COUNTS[-1])
+        try:
+            result = count_instructions(shapes=args.shape, counts=counts, log=sys.stderr)
+        except RuntimeError as exc:  # valgrind missing or failed
+            print(f"rule_scaling.py: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(result, indent=2) if args.json else count_table(result))
+        return 0
+    result = run(quick=args.quick, repeat=args.repeat, log=sys.stderr)
+    print(json.dumps(result, indent=2) if args.json else table(result))
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -630,7 +630,7 @@ def machine_line(results: dict[str, dict[str, float]]) -> str:
 
 def table_script(argv: t.Sequence[str] | None, doc: str | None, run: t.Callable[..., dict[str, t.Any]],
                  table: t.Callable[[dict[str, t.Any]], str], repeat: int) -> int:
-    """The command line of a small bench script (bench/rule_scaling.py, bench/exporters.py):
+    """The command line of a small bench script (bench/exporters.py):
     ``--quick``, ``--repeat N`` (default ``repeat``), ``--json``; runs ``run`` and prints its table or JSON."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run")

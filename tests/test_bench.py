@@ -143,6 +143,31 @@ def test_rule_scaling_quick_run_prints_every_shape() -> None:
     assert len(report["median_ns"]) == 8 * 3 and all(value > 0 for value in report["median_ns"].values())
 
 
+@pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
+                    reason="valgrind runs of a few seconds each: once per test run is enough")
+def test_rule_scaling_counts_the_header_index_flat() -> None:
+    """Counted, not timed: a request costs the header index the same
+    instructions at 10 and 200 rules. Were the index to scan, each of the 95
+    further rules before the matching one would add its check (expressions,
+    which are scanned, add about 6,000 instructions a rule here)."""
+    scaling = load_bench_module("rule_scaling")
+    result = scaling.count_instructions(shapes=["header"], counts=(10, 200))
+    assert result["counts"] == [10, 200] and result["requests"] == [200, 1_200]
+    header = result["instructions"]["header"]
+    assert 5_000 < header[10] < 200_000  # a request through Extraction + Router, not nothing
+    assert 0.9 < result["ratios"]["header"] < 1.1
+    table = scaling.count_table(result)
+    assert "200/10" in table and f"{header[200]:,}" in table
+
+
+def test_rule_scaling_count_refuses_an_unknown_shape_and_shape_without_count() -> None:
+    scaling = load_bench_module("rule_scaling")
+    with pytest.raises(ValueError, match="no rule shape 'nope'"):
+        scaling.count_instructions(shapes=["nope"])
+    done = run_bench("bench/rule_scaling.py", "--shape", "header")
+    assert done.returncode == 2 and "--shape goes with --count" in done.stderr
+
+
 def test_exporters_quick_run_times_every_backend() -> None:
     """statsd, Prometheus and OpenTelemetry are dev dependencies: each is timed beside the bare core chain."""
     done = run_bench("bench/exporters.py", "--quick", "--json")
