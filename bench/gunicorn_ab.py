@@ -9,6 +9,7 @@ client when ``wrk`` is not on the PATH)::
     python bench/gunicorn_ab.py --control  # also a second plain server A' in every round
     python bench/gunicorn_ab.py --also fused --also reference  # hand-written middleware beside B
     python bench/gunicorn_ab.py --worker-class gthread   # one worker class only
+    python bench/gunicorn_ab.py --pool a.json b.json     # the rounds of runs saved with --json, pooled
 
 ``--also fused`` and ``--also reference`` load, in every round beside A and
 B, the same Flask hello-world behind the hand-written fused floor or the
@@ -367,6 +368,51 @@ def interval_text(values: t.Sequence[float]) -> str:
     return "n/a" if interval is None else f"{interval[0] * 100:.1f}-{interval[1] * 100:.1f}%"
 
 
+def pool(reports: t.Mapping[str, t.Mapping[str, t.Any]]) -> dict[str, t.Any]:
+    """The rounds of several runs pooled: for each worker class and each
+    server paired with A (the chain, ``--also`` middleware, the control),
+    the median of every round's ratio and its :func:`median_interval`.
+
+    ``reports`` maps a name (the file's) to what ``--json`` printed, or to
+    ``bench/run.py --json``'s report (its ``server``). Rounds of one run
+    share its machine, so they are not quite independent, and the pooled
+    interval is a little too narrow; a round that served nothing is an
+    error, named with its report.
+    """
+    if not reports:
+        raise ValueError("no reports to pool")
+    ratios: dict[str, dict[str, list[float]]] = {}
+    for name, report in reports.items():
+        samples = report.get("samples") if isinstance(report, dict) else None
+        if samples is None and isinstance(report, dict) and isinstance(report.get("server"), dict):
+            samples = report["server"].get("samples")
+        if not isinstance(samples, dict) or not samples:
+            raise ValueError(f"{name}: no rounds in it (expected the JSON of gunicorn_ab.py --json or run.py --json)")
+        for worker_class, runs in samples.items():
+            if not isinstance(runs, dict) or "plain" not in runs:
+                raise ValueError(f"{name}: {worker_class}: no plain server's rounds")
+            for server, b_runs in runs.items():
+                if server == "plain":
+                    continue
+                try:
+                    found = round_ratios(runs["plain"], b_runs)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{name}: {worker_class}, {server}: {exc}") from None
+                ratios.setdefault(worker_class, {}).setdefault(server, []).extend(found)
+    rows = {worker_class: {server: {"rounds": len(found), "ratio": statistics.median(found),
+                                    "interval": median_interval(found)}
+                           for server, found in servers.items()}
+            for worker_class, servers in ratios.items()}
+    lines = [(f"gunicorn A/B, the rounds of {len(reports)} run{'s' if len(reports) != 1 else ''} pooled"
+              " (rounds of one run share its machine: the interval is a little too narrow)"),
+             f"{'worker class':14} {'server':10} {'rounds':>7} {'median B/A':>11} {'95 % CI':>13}"]
+    for worker_class, servers in rows.items():
+        for server, row in servers.items():
+            lines.append(f"{worker_class:14} {server:10} {row['rounds']:7} {row['ratio'] * 100:10.1f}%"
+                         f" {interval_text(ratios[worker_class][server]):>13}")
+    return {"runs": list(reports), "pooled": rows, "table": "\n".join(lines)}
+
+
 def positive_int(text: str) -> int:
     """An argparse type: an int > 0."""
     try:
@@ -396,7 +442,24 @@ def command_line(argv: t.Sequence[str] | None, *, description: str | None, run: 
                                  + "; ".join(f"{k}: {v}" for k, v in LEAN.items()))
         parser.add_argument("--worker-class", action="append", choices=tuple(WORKERS), dest="worker_classes",
                             help="run this worker class only (repeat for both; default: sync and gthread)")
+        parser.add_argument("--pool", nargs="+", metavar="JSON", help="run nothing: pool the rounds of earlier runs "
+                            "saved with --json (this script's or bench/run.py's) and print each median and interval")
     args = parser.parse_args(argv)
+    if getattr(args, "pool", None):
+        reports = {}
+        for path in args.pool:
+            if path in reports:
+                parser.error(f"--pool: {path} is given twice (its rounds would count twice)")
+            try:
+                reports[path] = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                parser.error(f"--pool: {path}: {exc}")
+        try:
+            pooled = pool(reports)
+        except ValueError as exc:
+            parser.error(f"--pool: {exc}")
+        print(json.dumps({k: v for k, v in pooled.items() if k != "table"}, indent=2) if args.json else pooled["table"])
+        return 0
     exit_on_sigterm()
     options: dict[str, t.Any] = {"control": True} if getattr(args, "control", False) else {}
     if getattr(args, "also", None):

@@ -267,6 +267,64 @@ def test_ab_verdict_refuses_unpaired_or_empty_rounds(a: list[float], b: list[flo
         _gunicorn_ab().paired(a, b)
 
 
+def _saved_run(ratios: list[float], control: list[float] | None = None) -> dict[str, t.Any]:
+    """What ``gunicorn_ab.py --json`` saves: a drifting A and B at ``ratios`` of it, both worker classes."""
+    plain = [1000.0 + 100 * i for i in range(len(ratios))]
+    runs = {"plain": plain, "chained": [a * r for a, r in zip(plain, ratios)]}
+    if control is not None:
+        runs["control"] = [a * r for a, r in zip(plain, control)]
+    return {"samples": {"sync": runs, "gthread": dict(runs)}, "ratios": {}}
+
+
+def test_ab_pool_takes_the_median_and_interval_of_every_round_of_every_run() -> None:
+    gunicorn_ab = _gunicorn_ab()
+    first = [0.90 + 0.01 * i for i in range(11)]  # 0.90 ... 1.00
+    second = [0.80 + 0.01 * i for i in range(10)]  # 0.80 ... 0.89
+    # The second as bench/run.py --json saves it: the A/B's report under "server".
+    pooled = gunicorn_ab.pool({"a.json": _saved_run(first, control=[1.0] * 11),
+                               "run.json": {"server": _saved_run(second), "cases": {}}})
+    assert pooled["runs"] == ["a.json", "run.json"]
+    chained = pooled["pooled"]["gthread"]["chained"]
+    assert chained["rounds"] == 21
+    assert chained["ratio"] == pytest.approx(0.90)  # the 11th of the 21 together; neither run's own median
+    low, high = chained["interval"]
+    assert (low, high) == (pytest.approx(0.85), pytest.approx(0.95))  # the 6th and 16th
+    assert pooled["pooled"]["sync"]["control"]["rounds"] == 11  # only the run that had a control
+    assert "gthread        chained         21       90.0%    85.0-95.0%" in pooled["table"]
+
+
+@pytest.mark.parametrize("reports, message", [
+    ({}, "no reports to pool"),
+    ({"x.json": {"cases": {}}}, "x.json: no rounds in it"),
+    ({"x.json": {"samples": {"sync": {"chained": [1.0]}}}}, "x.json: sync: no plain server's rounds"),
+    ({"x.json": {"samples": {"sync": {"plain": [1.0, 0.0], "chained": [1.0, 1.0]}}}},
+     "x.json: sync, chained: a round served nothing"),
+    ({"x.json": {"samples": {"sync": {"plain": [1.0, 2.0], "chained": [1.0]}}}},
+     "x.json: sync, chained: need as many B rounds as A rounds"),
+])
+def test_ab_pool_names_the_run_it_cannot_read(reports: dict[str, t.Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _gunicorn_ab().pool(reports)
+
+
+def test_ab_pool_command_reads_saved_runs_and_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:
+    saved = tmp_path / "a.json"
+    saved.write_text(json.dumps(_saved_run([0.90 + 0.01 * i for i in range(11)])), encoding="utf-8")
+    other = tmp_path / "b.json"
+    other.write_text(json.dumps(_saved_run([0.80 + 0.01 * i for i in range(10)])), encoding="utf-8")
+    done = run_bench("bench/gunicorn_ab.py", "--pool", str(saved), str(other), "--json", timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["pooled"]["sync"]["chained"]["rounds"] == 21 and "gunicorn" not in done.stderr  # no server ran
+    assert report["pooled"]["sync"]["chained"]["ratio"] == pytest.approx(0.90)
+    done = run_bench("bench/gunicorn_ab.py", "--pool", str(saved), str(saved), timeout=60)
+    assert done.returncode == 2 and f"--pool: {saved} is given twice" in done.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    done = run_bench("bench/gunicorn_ab.py", "--pool", str(saved), str(broken), timeout=60)
+    assert done.returncode == 2 and f"--pool: {broken}:" in done.stderr and done.stdout == ""
+
+
 @pytest.mark.skipif(os.environ.get("GRAYWSGI_PURE_PYTHON", "") not in ("", "0"),
                     reason="counts both paths itself: once per test run is enough")
 def test_callgrind_quick_run_counts_instructions_per_request() -> None:
